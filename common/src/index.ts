@@ -1,0 +1,6 @@
+/** Shared building blocks: errors, logger, metrics registry, small async helpers. */
+export { ErrorCode, RobustError, ConfigError, TruncatedError, isErrno } from './errors.js';
+export { createLogger, LogLevels, type LogLevel, type Logger } from './logger.js';
+export { createMetricsRegistry, METRIC_PREFIX, Registry } from './metrics.js';
+export { crc32c } from './crc32c.js';
+export { listen, closeServer } from './net.js';

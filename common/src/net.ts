@@ -1,0 +1,35 @@
+import type { Server } from 'node:net';
+import { ErrorCode, RobustError, isErrno } from './errors.js';
+
+/**
+ * Binds `server` to host:port and resolves with the bound port (port 0 = any free port).
+ * Rejects with a RobustError naming the listener, so a caller can collect every failure at once.
+ */
+export function listen(server: Server, name: string, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.off('listening', onListening);
+      if (isErrno(err, 'EADDRINUSE')) {
+        reject(new RobustError(ErrorCode.PortInUse, `${name}: port ${port} on ${host} is already in use`, { cause: err }));
+      } else {
+        reject(new RobustError(ErrorCode.ListenFailed, `${name}: cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+      }
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr !== null ? addr.port : port);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host, port, exclusive: true });
+  });
+}
+
+/** Closes a server, resolving once it no longer accepts; tolerates a server that never listened. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
