@@ -41,9 +41,12 @@ export class RobustError extends Error {
 /** A configuration that cannot be used; `problems` lists every problem found, one line each. */
 export class ConfigError extends RobustError {
   readonly problems: readonly string[];
-  constructor(problems: readonly string[]) {
+  /** The part of the configuration that did validate, for further start-up checks. */
+  readonly partial: Readonly<Record<string, unknown>>;
+  constructor(problems: readonly string[], partial: Record<string, unknown> = {}) {
     super(ErrorCode.ConfigInvalid, `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.problems = problems;
+    this.partial = partial;
   }
 }
 

@@ -1,1 +1,2 @@
-export {};
+/** Helpers for whole-system tests: spawn the built robust-server and find its ports. */
+export { startServer, runServer, REPO_ROOT, ROBUST_SERVER, type RunningServer } from './harness.js';

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (e2e/dist/src/harness.js → ../../..). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const ROBUST_SERVER = `${REPO_ROOT}bin/robust-server`;
+
+export interface RunningServer {
+  proc: ChildProcess;
+  ports: Record<string, number>;
+  /** Every JSON log line seen so far. */
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  /** Sends a signal and resolves with the exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Spawns bin/robust-server with `args` on loopback and waits for its "listening" line.
+ * Rejects with the server's stderr if it exits first or does not listen within `timeoutMs`.
+ */
+export async function startServer(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningServer> {
+  const proc = spawn(process.execPath, [ROBUST_SERVER, ...args], {
+    env: { ...process.env, ROBUSTMQ_BIND_HOST: '127.0.0.1', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let err = '';
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  const listening = new Promise<Record<string, number>>((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+    rl.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry.ports as Record<string, number>);
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    void exited.then((code) => reject(new Error(`robust-server exited with ${code} before listening:\n${err}`)));
+    setTimeout(
+      () => reject(new Error(`robust-server did not listen within ${opts.timeoutMs ?? 15_000} ms:\n${err}`)),
+      opts.timeoutMs ?? 15_000,
+    ).unref();
+  });
+  let ports: Record<string, number>;
+  try {
+    ports = await listening;
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  return {
+    proc,
+    ports,
+    logs,
+    stderr: () => err,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs bin/robust-server to completion and returns its exit code and output. */
+export async function runServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [ROBUST_SERVER, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = await once(proc, 'exit');
+  return { code: code as number | null, stdout, stderr };
+}

@@ -1,0 +1,85 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listen, closeServer, type Logger, type Registry } from '@robustmq/common';
+
+/** Readiness of one role: `undefined` when ready, otherwise why not. */
+export type ReadinessProbe = () => string | undefined;
+
+export interface AdminHttpOptions {
+  host: string;
+  port: number;
+  log: Logger;
+  registry: Registry;
+  /** Role name → probe. Ready only when every probe is. */
+  readiness: () => Record<string, string | undefined>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/**
+ * The admin HTTP server (default port 58080): health endpoints, Prometheus metrics, and the
+ * REST API under /api/v1 that later components register routes on.
+ */
+export class AdminHttp {
+  readonly #opts: AdminHttpOptions;
+  readonly #server: Server;
+  readonly #routes = new Map<string, Handler>();
+  #port = -1;
+
+  constructor(opts: AdminHttpOptions) {
+    this.#opts = opts;
+    this.route('GET', '/health/live', (_req, res) => sendJson(res, 200, { status: 'live' }));
+    this.route('GET', '/health/ready', (_req, res) => {
+      const roles = opts.readiness();
+      const reasons = Object.entries(roles)
+        .filter(([, r]) => r !== undefined)
+        .map(([role, r]) => `${role}: ${r}`);
+      const status = Object.fromEntries(Object.entries(roles).map(([role, r]) => [role, r ?? 'ready']));
+      if (reasons.length === 0) sendJson(res, 200, { status: 'ready', roles: status });
+      else sendJson(res, 503, { status: 'not ready', reasons, roles: status });
+    });
+    this.route('GET', '/metrics', async (_req, res) => {
+      const body = await opts.registry.metrics();
+      res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body);
+    });
+    this.#server = createServer((req, res) => void this.#dispatch(req, res));
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  /** Registers a handler for an exact method and path. */
+  route(method: string, path: string, handler: Handler): void {
+    this.#routes.set(`${method} ${path}`, handler);
+  }
+
+  async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const handler = this.#routes.get(`${req.method ?? 'GET'} ${path}`);
+    try {
+      if (handler !== undefined) return await handler(req, res);
+      const allowed = [...this.#routes.keys()].filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
+      if (allowed.length > 0)
+        sendJson(res, 405, { error: `method ${req.method} not allowed on ${path}`, allowed }, { allow: allowed.join(', ') });
+      else sendJson(res, 404, { error: `no such endpoint: ${path}` });
+    } catch (err) {
+      this.#opts.log.error({ err, path }, 'admin request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error', message: (err as Error).message });
+      else res.destroy();
+    }
+  }
+
+  async listen(): Promise<number> {
+    this.#port = await listen(this.#server as never, 'http', this.#opts.host, this.#opts.port);
+    return this.#port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeIdleConnections();
+    const closing = closeServer(this.#server as never);
+    this.#server.closeAllConnections();
+    await closing;
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
+}

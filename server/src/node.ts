@@ -1,0 +1,162 @@
+import type { Logger, Registry } from '@robustmq/common';
+import { RobustError } from '@robustmq/common';
+import { Broker } from '@robustmq/broker';
+import type { Config } from './config.js';
+import { DataDir } from './data-dir.js';
+import { AdminHttp } from './admin-http.js';
+import { GrpcServer } from './grpc-server.js';
+
+/** Start-up failed; `problems` lists every reason (ports in use, data dir, …). */
+export class StartupError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`cannot start:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'StartupError';
+    this.problems = problems;
+  }
+}
+
+/** A role's piece of the process: started after every listener is bound, stopped in reverse. */
+interface RoleRuntime {
+  name: string;
+  /** undefined when ready, otherwise why not */
+  readiness(): string | undefined;
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * One robust-server process: the roles it runs, the admin HTTP server and the gRPC server.
+ *
+ * How start-up works: every check that can fail (data directory, each listener's port) runs
+ * before any role starts, all of them, so one message can list every problem; anything already
+ * bound is closed again when one of them fails.
+ */
+export class RobustNode {
+  readonly config: Config;
+  readonly #log: Logger;
+  readonly #registry: Registry;
+  #dataDir: DataDir | undefined;
+  #http: AdminHttp | undefined;
+  #grpc: GrpcServer | undefined;
+  #broker: Broker | undefined;
+  readonly #roles: RoleRuntime[] = [];
+  #stopping = false;
+  ports: Record<string, number> = {};
+
+  constructor(config: Config, log: Logger, registry: Registry) {
+    this.config = config;
+    this.#log = log;
+    this.#registry = registry;
+  }
+
+  /** Per role: undefined when ready, else the reason. */
+  readiness(): Record<string, string | undefined> {
+    const out: Record<string, string | undefined> = {};
+    for (const role of this.config.roles) {
+      const rt = this.#roles.find((r) => r.name === role);
+      out[role] = this.#stopping ? 'shutting down' : rt === undefined ? 'starting' : rt.readiness();
+    }
+    return out;
+  }
+
+  async start(): Promise<Record<string, number>> {
+    const c = this.config;
+    const problems: string[] = [];
+    try {
+      this.#dataDir = DataDir.open(c.dataDir);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    const has = (r: string): boolean => (c.roles as readonly string[]).includes(r);
+    this.#http = new AdminHttp({
+      host: c.bindHost,
+      port: c.httpPort,
+      log: this.#log.child({ component: 'http' }),
+      registry: this.#registry,
+      readiness: () => this.readiness(),
+    });
+    const binds: { name: string; bind: () => Promise<number> }[] = [{ name: 'http', bind: () => (this.#http as AdminHttp).listen() }];
+    if (has('meta') || has('journal')) {
+      const grpc = new GrpcServer({
+        host: c.bindHost,
+        port: c.grpcPort,
+        log: this.#log.child({ component: 'grpc' }),
+        nodeId: c.nodeId,
+        roles: c.roles,
+        serving: () => {
+          const r = this.readiness();
+          const all = Object.values(r).every((x) => x === undefined);
+          return {
+            '': all,
+            ...(has('meta') ? { 'robustmq.meta.Meta': r.meta === undefined } : {}),
+            ...(has('journal') ? { 'robustmq.journal.Journal': r.journal === undefined } : {}),
+          };
+        },
+      });
+      this.#grpc = grpc;
+      binds.push({ name: 'grpc', bind: () => grpc.listen() });
+    }
+    if (has('broker')) {
+      const broker = new Broker({
+        host: c.bindHost,
+        mqttPort: c.mqttPort,
+        kafkaPort: c.kafkaPort,
+        log: this.#log.child({ component: 'broker' }),
+        registry: this.#registry,
+      });
+      this.#broker = broker;
+      for (const l of broker.listeners) binds.push({ name: l.name, bind: () => l.listen() });
+    }
+    const results = await Promise.allSettled(binds.map((b) => b.bind()));
+    results.forEach((r, i) => {
+      const name = (binds[i] as { name: string }).name;
+      if (r.status === 'fulfilled') this.ports[name] = r.value;
+      else problems.push(r.reason instanceof RobustError ? r.reason.message : `${name}: ${String(r.reason)}`);
+    });
+    if (problems.length > 0) {
+      await this.#closeListeners(0);
+      this.#dataDir?.release();
+      throw new StartupError(problems);
+    }
+    const dataDir = this.#dataDir as DataDir;
+    // Roles start in dependency order: meta, then journal, then broker.
+    if (has('meta')) {
+      const dir = dataDir.sub('meta');
+      this.#roles.push({ name: 'meta', readiness: () => undefined, stop: async () => this.#log.info({ dir }, 'meta stopped') });
+    }
+    if (has('journal')) {
+      const dir = dataDir.sub('journal');
+      this.#roles.push({ name: 'journal', readiness: () => undefined, stop: async () => this.#log.info({ dir }, 'journal stopped') });
+    }
+    if (this.#broker !== undefined) {
+      const broker = this.#broker;
+      this.#roles.push({ name: 'broker', readiness: () => undefined, stop: (graceMs) => broker.close(graceMs) });
+    }
+    this.#grpc?.notify();
+    return this.ports;
+  }
+
+  async #closeListeners(graceMs: number): Promise<void> {
+    await Promise.all([this.#http?.close(), this.#grpc?.close(graceMs), this.#broker?.close(graceMs)]);
+  }
+
+  /**
+   * Graceful stop: readiness turns false, client listeners stop accepting and connections are
+   * asked to end, then roles stop in reverse order (flushing what they hold), then the admin
+   * and gRPC servers close. Resolves when everything is closed.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#grpc?.notify();
+    for (const role of [...this.#roles].reverse()) {
+      try {
+        await role.stop(graceMs);
+      } catch (err) {
+        this.#log.error({ err, role: role.name }, 'role failed to stop cleanly');
+      }
+    }
+    await Promise.all([this.#http?.close(), this.#grpc?.close(graceMs)]);
+    this.#dataDir?.release();
+  }
+}
