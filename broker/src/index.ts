@@ -2,3 +2,22 @@
 export { Broker, type BrokerOptions } from './broker.js';
 export { TcpListener, type TcpListenerOptions } from './tcp-listener.js';
 export { createListenerMetrics, type ListenerMetrics } from './metrics.js';
+/** The MQTT protocol engine, its configuration and defaults. */
+export { MqttEngine, type MqttEngineOptions } from './mqtt/engine.js';
+export { MQTT_DEFAULTS, resolveMqttConfig, DropPolicy, SharedStrategy, type MqttConfig } from './mqtt/config.js';
+export { ReasonCode, ConnectReturnCode } from './mqtt/reason-codes.js';
+/** MQTT persistence seams (implement these over the journal and meta) and their in-memory and file implementations. */
+export type {
+  SessionStore,
+  SessionRecord,
+  SubscriptionRecord,
+  WillRecord,
+  InboxStore,
+  InboxEntry,
+  RetainStore,
+  StoredMessage,
+  MqttStores,
+} from './mqtt/stores/types.js';
+export type { PublishProperties, UserProperty } from './mqtt/codec.js';
+export { MemorySessionStore, MemoryInboxStore, MemoryRetainStore, createMemoryStores } from './mqtt/stores/memory.js';
+export { FileSessionStore, FileInboxStore, FileRetainStore, openFileStores } from './mqtt/stores/file.js';

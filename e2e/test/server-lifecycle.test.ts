@@ -137,13 +137,15 @@ test('a lock left by a killed server is taken over', async (t) => {
 
 test('settings come from environment variables, and flags win over them', async (t) => {
   const dir = tempDir(t);
-  const srv = await startServer(['start', '--data-dir', dir, '--http-port', '0', '--grpc-port', '0', '--roles', 'broker'], {
-    env: { ROBUSTMQ_MQTT_PORT: '0', ROBUSTMQ_KAFKA_PORT: '0', ROBUSTMQ_HTTP_PORT: '1', ROBUSTMQ_ROLES: 'meta' },
+  const srv = await startServer(['start', '--data-dir', dir, '--http-port', '0', '--roles', 'meta'], {
+    env: { ROBUSTMQ_GRPC_PORT: '0', ROBUSTMQ_HTTP_PORT: '1', ROBUSTMQ_ROLES: 'broker', ROBUSTMQ_META_SESSION_GROUPS: '1' },
   });
   t.after(() => srv.proc.kill('SIGKILL'));
-  assert.deepEqual(Object.keys(srv.ports).sort(), ['http', 'kafka', 'mqtt'], 'a broker-only node has no gRPC listener');
+  assert.deepEqual(Object.keys(srv.ports).sort(), ['grpc', 'http'], 'a meta-only node has no client listeners');
   const ready = await (await fetch(`http://127.0.0.1:${srv.ports.http}/health/ready`)).json();
-  assert.deepEqual(ready, { status: 'ready', roles: { broker: 'ready' } });
+  assert.deepEqual(ready, { status: 'ready', roles: { meta: 'ready' } });
+  const status = (await (await fetch(`http://127.0.0.1:${srv.ports.http}/api/v1/meta/status`)).json()) as { groups: unknown[] };
+  assert.equal(status.groups.length, 4, 'one cluster group, one session group, two offset groups');
   assert.equal(await srv.stop(), 0);
 });
 
@@ -175,4 +177,21 @@ test('help, version and usage errors', async () => {
   const badFlag = await runServer(['start', '--mqtt-prot', '1']);
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /Unknown option '--mqtt-prot'/);
+});
+
+test('a meta cluster of several members needs an explicit cluster id; a broker without journal needs an endpoint', async (t) => {
+  const dir = tempDir(t);
+  const r = await runServer([
+    'start',
+    '--data-dir',
+    dir,
+    ...anyPorts,
+    '--meta-peers',
+    '1=127.0.0.1:1,2=127.0.0.1:2',
+    '--roles',
+    'meta,broker',
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /meta\.clusterId: required when meta\.peers names several members/);
+  assert.match(r.stderr, /journal\.endpoint: required when a broker node does not run the journal role/);
 });

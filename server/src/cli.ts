@@ -18,7 +18,6 @@ MQTT on 1883, Kafka on 9092 and the admin HTTP API on 58080.
 Options of start:
   --config FILE                YAML configuration file
 ${configKeys
-  .filter((k) => k.flag !== undefined)
   .map((k) => {
     const def = Array.isArray(k.defaultValue) ? k.defaultValue.join(',') : String(k.defaultValue);
     return `  ${`${k.flag} ${k.key === 'roles' ? 'LIST' : 'VALUE'}`.padEnd(28)} ${k.description} [default: ${def}]`;
@@ -43,13 +42,13 @@ export type Command =
 
 /** Parses argv (without node and script). Never throws: bad usage becomes `usage-error`. */
 export function parseCommand(argv: readonly string[]): Command {
-  const flagKeys = configKeys.filter((k) => k.flag !== undefined);
+  const flagKeys = configKeys;
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'V' },
   };
-  for (const k of flagKeys) options[(k.flag as string).slice(2)] = { type: 'string' };
+  for (const k of flagKeys) options[k.flag.slice(2)] = { type: 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
@@ -67,7 +66,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (cmd !== 'start') return { kind: 'usage-error', message: `unknown command: ${cmd}\nRun robust-server --help for usage.` };
   const flags: Record<string, string> = {};
   for (const k of flagKeys) {
-    const v = values[(k.flag as string).slice(2)];
+    const v = values[k.flag.slice(2)];
     if (typeof v === 'string') flags[k.key] = v;
   }
   return { kind: 'start', configFile: typeof values.config === 'string' ? values.config : undefined, flags };

@@ -81,7 +81,7 @@ test('every key has an environment variable, a description and a default', () =>
     assert.ok(k.description.length > 10, `${k.key} is described`);
     assert.notEqual(k.defaultValue, undefined, `${k.key} has a default`);
   }
-  assert.ok(configKeys.some((k) => k.key === 'tls.certFile' && k.env === 'ROBUSTMQ_TLS_CERT_FILE' && k.flag === undefined));
+  assert.ok(configKeys.some((k) => k.key === 'tls.certFile' && k.env === 'ROBUSTMQ_TLS_CERT_FILE' && k.flag === '--tls-cert-file'));
 });
 
 test('docs/configuration.md is the reference generated from the schema', () => {

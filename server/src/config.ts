@@ -32,11 +32,32 @@ const roleList = z.preprocess(
     .refine((a) => new Set(a).size === a.length, 'roles must not repeat'),
 );
 
+const bool = () =>
+  z.preprocess(
+    (v) => {
+      if (typeof v !== 'string') return v;
+      const t = v.trim().toLowerCase();
+      return ['true', '1', 'yes', 'on'].includes(t) ? true : ['false', '0', 'no', 'off', ''].includes(t) ? false : v;
+    },
+    z.boolean({ error: 'expected true or false' }),
+  );
+
+const peerList = z
+  .string()
+  .refine(
+    (s) => s.trim() === '' || s.split(',').every((p) => /^\s*\d+=[^\s=,]+:\d+\s*$/.test(p)),
+    'expected id=host:port pairs separated by commas, e.g. 1=meta-0:1228,2=meta-1:1228',
+  );
+
 export const ConfigSchema = z.strictObject({
   nodeId: num().min(1, 'node ids start at 1').default(1).describe('Id of this node in the cluster'),
   roles: roleList.default([...Roles]).describe('Roles this process runs: any of meta, journal, broker'),
   dataDir: z.string().min(1).default('./data').describe('Directory for all persistent data of this node'),
   bindHost: z.string().min(1).default('0.0.0.0').describe('Address every listener binds to'),
+  advertiseHost: z
+    .string()
+    .default('')
+    .describe('Host name or address other nodes use to reach this one; empty = bindHost, or the host name when bindHost is 0.0.0.0'),
   mqttPort: port(1883, 'MQTT over TCP port'),
   mqttsPort: port(8883, 'MQTT over TLS port (reserved: the TLS listener arrives with the security issue #6)'),
   wsPort: port(8083, 'MQTT over WebSocket port, path /mqtt (reserved: arrives with issue #6)'),
@@ -49,6 +70,88 @@ export const ConfigSchema = z.strictObject({
     .min(0, 'must not be negative')
     .default(10_000)
     .describe('Longest a graceful shutdown may take before the process exits anyway, in milliseconds'),
+  meta: z.strictObject({
+    peers: peerList
+      .default('')
+      .describe('Initial members of a new meta cluster as id=host:port (gRPC) pairs; empty = this node alone (all-in-one)'),
+    join: bool().default(false).describe('Start with an empty meta disk and wait to be added to an existing cluster; never bootstraps'),
+    clusterId: z.string().default('').describe('Cluster id to bootstrap with; empty = generated. Nodes of another cluster are refused'),
+    endpoints: z.string().default('').describe('gRPC endpoints (host:port, comma-separated) of meta nodes, for nodes that do not run meta'),
+    sessionGroups: num()
+      .min(1, 'at least 1')
+      .max(64, 'at most 64')
+      .default(2)
+      .describe('Raft groups the session keyspace is hashed over (fixed at bootstrap)'),
+    offsetGroups: num()
+      .min(1, 'at least 1')
+      .max(64, 'at most 64')
+      .default(2)
+      .describe('Raft groups the consumer-offset keyspace is hashed over (fixed at bootstrap)'),
+    tickMs: num().min(1, 'at least 1').default(50).describe('Raft tick interval in milliseconds'),
+    electionTicks: num()
+      .min(3, 'at least 3')
+      .default(10)
+      .describe('Ticks without a leader before an election (randomised up to twice this)'),
+    snapshotEntries: num()
+      .min(10, 'at least 10')
+      .default(10_000)
+      .describe('Applied entries between snapshots (and log compactions) of a group'),
+    proposalTimeoutMs: num()
+      .min(1, 'at least 1')
+      .default(5000)
+      .describe('Longest a write waits for commit before failing with a retriable timeout, in milliseconds'),
+  }),
+  journal: z.strictObject({
+    segmentBytes: num()
+      .min(1024, 'at least 1024')
+      .default(1024 * 1024 * 1024)
+      .describe("Roll a shard's active segment file at this size, in bytes"),
+    segmentMs: num()
+      .min(1, 'at least 1')
+      .default(7 * 24 * 3600 * 1000)
+      .describe("Roll a shard's active segment once it is this old, in milliseconds"),
+    fsyncPolicy: z
+      .enum(['always', 'interval', 'never'])
+      .default('interval')
+      .describe('When appends reach the disk: always (group commit, ack after fsync), interval, never'),
+    fsyncIntervalMs: num()
+      .min(1, 'at least 1')
+      .default(1000)
+      .describe('With fsyncPolicy interval: fsync dirty files this often, in milliseconds'),
+    retentionMs: num()
+      .min(-1, '-1 or positive')
+      .default(7 * 24 * 3600 * 1000)
+      .describe('Delete sealed segments older than this, in milliseconds (-1 = keep forever)'),
+    retentionBytes: num()
+      .min(-1, '-1 or positive')
+      .default(-1)
+      .describe('Delete the oldest sealed segments while a shard is larger than this, in bytes (-1 = no limit)'),
+    retentionCheckIntervalMs: num()
+      .min(1, 'at least 1')
+      .default(300_000)
+      .describe('How often retention runs, in milliseconds (also on every segment roll)'),
+    maxBatchBytes: num()
+      .min(64, 'at least 64')
+      .default(1024 * 1024 + 12)
+      .describe('Largest accepted append, in bytes'),
+    indexIntervalBytes: num().min(1, 'at least 1').default(4096).describe('Bytes of log between two sparse offset/time index entries'),
+    verifyReads: bool().default(true).describe("Check each batch's CRC-32C when reading segment files"),
+    memoryMaxBytes: num()
+      .min(1, 'at least 1')
+      .default(64 * 1024 * 1024)
+      .describe('Memory engine: evict the oldest batches beyond this many bytes per shard'),
+    memoryMaxRecords: num()
+      .min(1, 'at least 1')
+      .default(1_000_000)
+      .describe('Memory engine: evict the oldest batches beyond this many records per shard'),
+    compactionDirtyRatio: z.coerce
+      .number({ error: 'expected a number' })
+      .gt(0, 'between 0 and 1')
+      .lt(1, 'between 0 and 1')
+      .default(0.5)
+      .describe('Compacted engine: rewrite the log when this fraction of it is dead'),
+    endpoint: z.string().default('').describe('gRPC endpoint (host:port) of a journal node, for broker nodes that do not run the journal'),
+  }),
   tls: z.strictObject({
     certFile: z.string().default('').describe('PEM certificate chain for the TLS listeners; empty = TLS off (used from issue #6)'),
     keyFile: z.string().default('').describe('PEM private key for the TLS listeners'),
@@ -63,7 +166,7 @@ export interface ConfigKey {
   path: readonly string[];
   key: string; // dotted
   env: string;
-  flag: string | undefined;
+  flag: string;
   schema: z.ZodType;
   description: string;
   defaultValue: unknown;
@@ -111,7 +214,7 @@ function walk(schema: z.ZodType, path: string[], out: ConfigKey[]): void {
     path,
     key: path.join('.'),
     env: `ROBUSTMQ_${path.map(snake).join('_')}`,
-    flag: path.length === 1 ? `--${kebab(path[0] as string)}` : undefined,
+    flag: `--${path.map(kebab).join('-')}`,
     schema,
     description: schema.description ?? '',
     defaultValue: d.type === 'default' ? d.defaultValue : undefined,
@@ -244,9 +347,33 @@ export function loadConfig(src: ConfigSources = {}): LoadedConfig {
     for (const seg of k.path.slice(0, -1)) cursor = (cursor[seg] ??= {}) as Record<string, unknown>;
     cursor[k.path[k.path.length - 1] as string] = r.data;
   }
+  if (problems.length === 0) problems.push(...crossChecks(result as z.infer<typeof ConfigSchema>));
   if (problems.length > 0) throw new ConfigError(problems, result);
   const config = ConfigSchema.parse(result);
   return { config: deepFreeze(config), origin };
+}
+
+/** Rules that involve more than one key. */
+function crossChecks(c: z.infer<typeof ConfigSchema>): string[] {
+  const problems: string[] = [];
+  const peers = c.meta.peers.split(',').filter((p) => p.trim() !== '');
+  const ids = peers.map((p) => Number(p.split('=')[0]));
+  if (c.roles.includes('meta')) {
+    if (peers.length > 1 && c.meta.clusterId === '' && !c.meta.join) {
+      problems.push(
+        'meta.clusterId: required when meta.peers names several members, so that every founding member bootstraps the same cluster',
+      );
+    }
+    if (peers.length > 0 && !ids.includes(c.nodeId) && !c.meta.join)
+      problems.push(`meta.peers: does not include this node (nodeId ${c.nodeId})`);
+    if (new Set(ids).size !== ids.length) problems.push('meta.peers: a node id appears twice');
+  }
+  if (!c.roles.includes('meta') && c.meta.endpoints === '')
+    problems.push('meta.endpoints: required when this node does not run the meta role');
+  if (c.roles.includes('broker') && !c.roles.includes('journal') && c.journal.endpoint === '') {
+    problems.push('journal.endpoint: required when a broker node does not run the journal role');
+  }
+  return problems;
 }
 
 function deepFreeze<T>(v: T): T {
@@ -266,7 +393,7 @@ export function renderConfigReference(): string {
     '',
     'robust-server reads its settings from, in increasing precedence: the built-in defaults, the YAML',
     'file given with `--config FILE`, environment variables `ROBUSTMQ_<KEY>`, and command-line flags',
-    '(top-level keys only). Unknown keys and unknown `ROBUSTMQ_*` variables are errors, so typos never',
+    '(`journal.segmentBytes` → `--journal-segment-bytes`). Unknown keys and unknown `ROBUSTMQ_*` variables are errors, so typos never',
     'go unnoticed. Every problem is reported at once and the server exits with code 2.',
     '',
     'Sections nest in the file (`tls:` then `certFile: …`) and join with `_` in variable names',
@@ -277,7 +404,7 @@ export function renderConfigReference(): string {
   ];
   for (const k of configKeys) {
     const def = Array.isArray(k.defaultValue) ? k.defaultValue.join(',') : JSON.stringify(k.defaultValue);
-    lines.push(`| \`${k.key}\` | ${k.type} | \`${def}\` | \`${k.env}\` | ${k.flag ? `\`${k.flag}\`` : '—'} | ${k.description} |`);
+    lines.push(`| \`${k.key}\` | ${k.type} | \`${def}\` | \`${k.env}\` | \`${k.flag}\` | ${k.description} |`);
   }
   lines.push('', 'Units are in the key names: `…Ms` milliseconds, `…Bytes` bytes.', '');
   return lines.join('\n');

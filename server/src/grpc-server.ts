@@ -1,24 +1,29 @@
 import * as grpc from '@grpc/grpc-js';
-import { health, meta } from '@robustmq/proto';
+import { health } from '@robustmq/proto';
 import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 
 const ServingStatus = health.HealthCheckResponse_ServingStatus;
 type Status = health.HealthCheckResponse_ServingStatus;
 
+export interface GrpcService {
+  definition: grpc.ServiceDefinition;
+  implementation: object;
+}
+
 export interface GrpcServerOptions {
   host: string;
   port: number;
   log: Logger;
-  nodeId: number;
-  roles: readonly string[];
+  /** Services of the roles this process runs (registered before the server binds). */
+  services: readonly GrpcService[];
   /** Service name → whether it serves now. "" is the whole process. */
   serving: () => Record<string, boolean>;
 }
 
 /**
  * The node's gRPC server: grpc.health.v1 for probes, and the meta and journal services of the
- * roles this process runs (insecure on loopback and inside the cluster network; mTLS comes with
- * the security issue).
+ * roles this process runs (insecure inside the cluster network; mTLS comes with the security
+ * issue).
  */
 export class GrpcServer {
   readonly #opts: GrpcServerOptions;
@@ -31,45 +36,34 @@ export class GrpcServer {
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
-    const statusOf = (service: string): Status => {
-      const all = opts.serving();
-      if (!(service in all)) return ServingStatus.SERVICE_UNKNOWN;
-      return all[service] ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
-    };
     const healthImpl: health.HealthServer = {
       check: (call, cb) => {
-        const status = statusOf(call.request.service);
+        const status = this.#statusOf(call.request.service);
         if (status === ServingStatus.SERVICE_UNKNOWN)
           cb({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` });
         else cb(null, { status });
       },
       watch: (call) => {
-        const w = { service: call.request.service, last: statusOf(call.request.service), call };
+        const w = { service: call.request.service, last: this.#statusOf(call.request.service), call };
         this.#watchers.add(w);
         call.write({ status: w.last });
         call.on('cancelled', () => this.#watchers.delete(w));
       },
     };
     this.#server.addService(health.HealthService, healthImpl as unknown as grpc.UntypedServiceImplementation);
-    const metaImpl: meta.MetaServer = {
-      status: (_call, cb) => {
-        cb(null, {
-          node: { nodeId: BigInt(opts.nodeId), address: '', roles: [...opts.roles], ready: statusOf('') === ServingStatus.SERVING },
-        });
-      },
-    };
-    this.#server.addService(meta.MetaService, metaImpl as unknown as grpc.UntypedServiceImplementation);
+    for (const s of opts.services) this.#server.addService(s.definition, s.implementation as grpc.UntypedServiceImplementation);
+  }
+
+  #statusOf(service: string): Status {
+    const all = this.#opts.serving();
+    if (!(service in all)) return ServingStatus.SERVICE_UNKNOWN;
+    return all[service] ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   }
 
   /** Tells Watch streams about status changes; call after readiness may have changed. */
   notify(): void {
-    const all = this.#opts.serving();
     for (const w of this.#watchers) {
-      const s: Status = !(w.service in all)
-        ? ServingStatus.SERVICE_UNKNOWN
-        : all[w.service]
-          ? ServingStatus.SERVING
-          : ServingStatus.NOT_SERVING;
+      const s = this.#statusOf(w.service);
       if (s !== w.last) {
         w.last = s;
         w.call.write({ status: s });

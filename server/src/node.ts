@@ -1,10 +1,16 @@
+import { hostname } from 'node:os';
 import type { Logger, Registry } from '@robustmq/common';
-import { RobustError } from '@robustmq/common';
+import { ErrorCode, RobustError } from '@robustmq/common';
 import { Broker } from '@robustmq/broker';
+import { meta as metaProto } from '@robustmq/proto';
+import { GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from '@robustmq/meta';
+import { Journal, createJournalService, type JournalClient } from '@robustmq/journal';
+import { journal as journalProto } from '@robustmq/proto';
+import { registerMetaRoutes } from './meta-http.js';
 import type { Config } from './config.js';
 import { DataDir } from './data-dir.js';
 import { AdminHttp } from './admin-http.js';
-import { GrpcServer } from './grpc-server.js';
+import { GrpcServer, type GrpcService } from './grpc-server.js';
 
 /** Start-up failed; `problems` lists every reason (ports in use, data dir, …). */
 export class StartupError extends Error {
@@ -39,6 +45,9 @@ export class RobustNode {
   #http: AdminHttp | undefined;
   #grpc: GrpcServer | undefined;
   #broker: Broker | undefined;
+  #meta: MetaNode | undefined;
+  #journal: Journal | undefined;
+  #raftTransport: GrpcRaftTransport | undefined;
   readonly #roles: RoleRuntime[] = [];
   #stopping = false;
   ports: Record<string, number> = {};
@@ -76,13 +85,30 @@ export class RobustNode {
       readiness: () => this.readiness(),
     });
     const binds: { name: string; bind: () => Promise<number> }[] = [{ name: 'http', bind: () => (this.#http as AdminHttp).listen() }];
+    const services: GrpcService[] = [];
+    if (has('meta')) {
+      const transport = new GrpcRaftTransport({
+        nodeId: c.nodeId,
+        clusterId: () => this.#meta?.clusterId ?? '',
+        log: this.#log.child({ component: 'meta' }),
+      });
+      this.#raftTransport = transport;
+      const client = this.metaClient();
+      services.push({
+        definition: metaProto.MetaService,
+        implementation: createMetaService(client, () => ({ roles: [...c.roles], ready: this.#allReady() }), this.#log),
+      });
+      services.push({ definition: metaProto.MetaRaftService, implementation: transport.service() });
+      registerMetaRoutes(this.#http, () => client);
+    }
+    if (has('journal'))
+      services.push({ definition: journalProto.JournalService, implementation: createJournalService(this.journalClient()) });
     if (has('meta') || has('journal')) {
       const grpc = new GrpcServer({
         host: c.bindHost,
         port: c.grpcPort,
         log: this.#log.child({ component: 'grpc' }),
-        nodeId: c.nodeId,
-        roles: c.roles,
+        services,
         serving: () => {
           const r = this.readiness();
           const all = Object.values(r).every((x) => x === undefined);
@@ -121,12 +147,59 @@ export class RobustNode {
     const dataDir = this.#dataDir as DataDir;
     // Roles start in dependency order: meta, then journal, then broker.
     if (has('meta')) {
-      const dir = dataDir.sub('meta');
-      this.#roles.push({ name: 'meta', readiness: () => undefined, stop: async () => this.#log.info({ dir }, 'meta stopped') });
+      const address = `${advertiseHost(c)}:${this.ports.grpc}`;
+      this.#raftTransport?.setSelfAddress(address);
+      const peers = parsePeers(c.meta.peers);
+      try {
+        this.#meta = await MetaNode.open({
+          nodeId: c.nodeId,
+          dir: dataDir.sub('meta'),
+          log: this.#log.child({ component: 'meta' }),
+          registry: this.#registry,
+          transport: this.#raftTransport as GrpcRaftTransport,
+          address,
+          ...(c.meta.join ? { join: true } : { initialMembers: peers.size > 0 ? peers : new Map([[c.nodeId, address]]) }),
+          ...(c.meta.clusterId !== '' ? { clusterId: c.meta.clusterId } : {}),
+          sessionGroups: c.meta.sessionGroups,
+          offsetGroups: c.meta.offsetGroups,
+          tickMs: c.meta.tickMs,
+          electionTick: c.meta.electionTicks,
+          snapshotEntries: c.meta.snapshotEntries,
+          proposalTimeoutMs: c.meta.proposalTimeoutMs,
+        });
+      } catch (err) {
+        await this.#closeListeners(0);
+        this.#dataDir?.release();
+        throw new StartupError([`meta: ${(err as Error).message}`]);
+      }
+      const metaNode = this.#meta;
+      this.#roles.push({ name: 'meta', readiness: () => metaNode.readinessReason(), stop: () => metaNode.close() });
     }
     if (has('journal')) {
-      const dir = dataDir.sub('journal');
-      this.#roles.push({ name: 'journal', readiness: () => undefined, stop: async () => this.#log.info({ dir }, 'journal stopped') });
+      const { endpoint: _endpoint, ...journalConfig } = c.journal;
+      const journal = new Journal({
+        dataDir: dataDir.sub('journal'),
+        logger: this.#log.child({ component: 'journal' }),
+        registry: this.#registry,
+        config: journalConfig,
+      });
+      try {
+        await journal.open();
+      } catch (err) {
+        await this.#meta?.close();
+        await this.#closeListeners(0);
+        this.#dataDir?.release();
+        throw new StartupError([`journal: ${(err as Error).message}`]);
+      }
+      this.#journal = journal;
+      this.#roles.push({
+        name: 'journal',
+        readiness: () => undefined,
+        stop: async () => {
+          await journal.close();
+          this.#log.info('journal stopped');
+        },
+      });
     }
     if (this.#broker !== undefined) {
       const broker = this.#broker;
@@ -134,6 +207,46 @@ export class RobustNode {
     }
     this.#grpc?.notify();
     return this.ports;
+  }
+
+  /** The MetaClient of this process: the local MetaNode (calls before it opened fail retriably). */
+  metaClient(): MetaClient {
+    return new Proxy({} as MetaClient, {
+      get: (_t, prop: string) => {
+        return (...args: unknown[]) => {
+          const m = this.#meta;
+          if (m === undefined || this.#stopping) {
+            throw new RobustError(
+              this.#stopping ? ErrorCode.ShuttingDown : ErrorCode.NotLeader,
+              this.#stopping ? 'meta is shutting down' : 'meta is starting',
+              { retriable: true },
+            );
+          }
+          return (m[prop as keyof MetaNode] as (...a: unknown[]) => unknown).apply(m, args);
+        };
+      },
+    });
+  }
+
+  /** The JournalClient of this process: the local Journal (calls before it opened fail retriably). */
+  journalClient(): JournalClient {
+    return new Proxy({} as JournalClient, {
+      get: (_t, prop: string) => {
+        return (...args: unknown[]) => {
+          const j = this.#journal;
+          if (j === undefined || this.#stopping) {
+            throw new RobustError(ErrorCode.ShuttingDown, this.#stopping ? 'journal is shutting down' : 'journal is starting', {
+              retriable: true,
+            });
+          }
+          return (j[prop as keyof Journal] as (...a: unknown[]) => unknown).apply(j, args);
+        };
+      },
+    });
+  }
+
+  #allReady(): boolean {
+    return Object.values(this.readiness()).every((r) => r === undefined);
   }
 
   async #closeListeners(graceMs: number): Promise<void> {
@@ -159,4 +272,21 @@ export class RobustNode {
     await Promise.all([this.#http?.close(), this.#grpc?.close(graceMs)]);
     this.#dataDir?.release();
   }
+}
+
+/** "1=host:port,2=host:port" → id → address. */
+export function parsePeers(spec: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const part of spec.split(',')) {
+    const t = part.trim();
+    if (t === '') continue;
+    const eq = t.indexOf('=');
+    out.set(Number(t.slice(0, eq)), t.slice(eq + 1));
+  }
+  return out;
+}
+
+function advertiseHost(c: Config): string {
+  if (c.advertiseHost !== '') return c.advertiseHost;
+  return c.bindHost === '0.0.0.0' || c.bindHost === '::' ? hostname() : c.bindHost;
 }

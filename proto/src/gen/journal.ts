@@ -31,7 +31,7 @@ export const protobufFileName = "journal.proto";
 export interface ShardConfig {
   /** segment | memory | multiplexed | compacted */
   engine: string;
-  /** engine options, e.g. segmentBytes, fsyncPolicy, retentionMs */
+  /** per-shard overrides of journal.* keys, e.g. segmentBytes, fsyncPolicy, retentionMs */
   options: { [key: string]: string };
 }
 
@@ -97,6 +97,8 @@ export interface ReadResponse {
   batches: Uint8Array;
   earliestOffset: bigint;
   latestOffset: bigint;
+  /** where the next read should start */
+  nextOffset: bigint;
 }
 
 export interface OffsetForTimestampRequest {
@@ -1229,7 +1231,7 @@ export const ReadRequest: MessageFns<ReadRequest> = {
 };
 
 function createBaseReadResponse(): ReadResponse {
-  return { batches: new Uint8Array(0), earliestOffset: 0n, latestOffset: 0n };
+  return { batches: new Uint8Array(0), earliestOffset: 0n, latestOffset: 0n, nextOffset: 0n };
 }
 
 export const ReadResponse: MessageFns<ReadResponse> = {
@@ -1248,6 +1250,12 @@ export const ReadResponse: MessageFns<ReadResponse> = {
         throw new globalThis.Error("value provided for field message.latestOffset of type int64 too large");
       }
       writer.uint32(24).int64(message.latestOffset);
+    }
+    if (message.nextOffset !== 0n) {
+      if (BigInt.asIntN(64, message.nextOffset) !== message.nextOffset) {
+        throw new globalThis.Error("value provided for field message.nextOffset of type int64 too large");
+      }
+      writer.uint32(32).int64(message.nextOffset);
     }
     return writer;
   },
@@ -1289,6 +1297,14 @@ export const ReadResponse: MessageFns<ReadResponse> = {
             message.latestOffset = reader.int64() as bigint;
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.nextOffset = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1314,6 +1330,11 @@ export const ReadResponse: MessageFns<ReadResponse> = {
         : isSet(object.latest_offset)
         ? BigInt(object.latest_offset)
         : 0n,
+      nextOffset: isSet(object.nextOffset)
+        ? BigInt(object.nextOffset)
+        : isSet(object.next_offset)
+        ? BigInt(object.next_offset)
+        : 0n,
     };
   },
 
@@ -1327,6 +1348,9 @@ export const ReadResponse: MessageFns<ReadResponse> = {
     }
     if (message.latestOffset !== 0n) {
       obj.latestOffset = message.latestOffset.toString();
+    }
+    if (message.nextOffset !== 0n) {
+      obj.nextOffset = message.nextOffset.toString();
     }
     return obj;
   },
@@ -1342,6 +1366,9 @@ export const ReadResponse: MessageFns<ReadResponse> = {
       : 0n;
     message.latestOffset = (object.latestOffset !== undefined && object.latestOffset !== null)
       ? BigInt(object.latestOffset)
+      : 0n;
+    message.nextOffset = (object.nextOffset !== undefined && object.nextOffset !== null)
+      ? BigInt(object.nextOffset)
       : 0n;
     return message;
   },

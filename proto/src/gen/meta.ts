@@ -11,7 +11,11 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -25,30 +29,2277 @@ export const protobufFileName = "meta.proto";
 
 /**
  * The meta service: a revisioned key-value store with watches and leases on Multi-Raft
- * (DESIGN.md §3). Keys and values are bytes; domain code keeps typed keyspaces on top.
- * It starts with node status; the KV, watch, lease and membership calls arrive with the meta issue.
+ * (DESIGN.md §3). Keys are UTF-8 strings carried as bytes; values are bytes. Domain code keeps
+ * typed keyspaces on top. A range end of "\0" means "every key from `key` on".
  */
 
-export interface NodeStatus {
+export interface KeyValue {
+  key: Uint8Array;
+  value: Uint8Array;
+  createRevision: bigint;
+  modRevision: bigint;
+  version: bigint;
+  lease: bigint;
+}
+
+export interface PutRequest {
+  key: Uint8Array;
+  value: Uint8Array;
+  lease: bigint;
+  prevKv: boolean;
+}
+
+export interface PutResponse {
+  revision: bigint;
+  prevKv: KeyValue | undefined;
+}
+
+export interface RangeRequest {
+  key: Uint8Array;
+  /** empty = the single key */
+  rangeEnd: Uint8Array;
+  limit: bigint;
+  /** read this node's state without a ReadIndex round */
+  serializable: boolean;
+}
+
+export interface RangeResponse {
+  kvs: KeyValue[];
+  revision: bigint;
+  more: boolean;
+  count: bigint;
+}
+
+export interface DeleteRangeRequest {
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  prevKv: boolean;
+}
+
+export interface DeleteRangeResponse {
+  deleted: bigint;
+  revision: bigint;
+  prevKvs: KeyValue[];
+}
+
+export interface Compare {
+  key: Uint8Array;
+  /** value | version | createRevision | modRevision | lease */
+  target: string;
+  /** = | != | < | > */
+  result: string;
+  /** for target value */
+  value: Uint8Array;
+  /** for the other targets */
+  number: bigint;
+}
+
+export interface RequestOp {
+  put?: PutRequest | undefined;
+  delete?: DeleteRangeRequest | undefined;
+  range?: RangeRequest | undefined;
+}
+
+export interface ResponseOp {
+  put?: PutResponse | undefined;
+  delete?: DeleteRangeResponse | undefined;
+  range?: RangeResponse | undefined;
+}
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: RequestOp[];
+  failure: RequestOp[];
+}
+
+export interface TxnResponse {
+  succeeded: boolean;
+  revision: bigint;
+  responses: ResponseOp[];
+}
+
+export interface WatchRequest {
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  startRevision: bigint;
+  prevKv: boolean;
+}
+
+export interface WatchEvent {
+  /** put | delete */
+  type: string;
+  kv: KeyValue | undefined;
+  prevKv: KeyValue | undefined;
+}
+
+export interface WatchResponse {
+  group: number;
+  revision: bigint;
+  events: WatchEvent[];
+  /** set when the start revision was compacted: re-list and watch again */
+  compactRevision: bigint;
+}
+
+export interface LeaseGrantRequest {
+  ttlMs: bigint;
+}
+
+export interface LeaseResponse {
+  id: bigint;
+  ttlMs: bigint;
+}
+
+export interface LeaseIdRequest {
+  id: bigint;
+}
+
+export interface Empty {
+}
+
+export interface MemberRequest {
   nodeId: bigint;
   address: string;
-  roles: string[];
-  ready: boolean;
+}
+
+export interface TransferLeaderRequest {
+  group: number;
+  to: bigint;
+}
+
+export interface Progress {
+  id: bigint;
+  match: bigint;
+  next: bigint;
+  lag: bigint;
+  state: string;
+  learner: boolean;
+}
+
+export interface GroupStatus {
+  group: number;
+  leader: bigint;
+  term: bigint;
+  commit: bigint;
+  applied: bigint;
+  revision: bigint;
+  role: string;
+  voters: bigint[];
+  learners: bigint[];
+  progress: Progress[];
+}
+
+export interface Member {
+  id: bigint;
+  address: string;
 }
 
 export interface StatusRequest {
 }
 
 export interface StatusResponse {
-  node: NodeStatus | undefined;
+  nodeId: bigint;
+  clusterId: string;
+  members: Member[];
+  groups: GroupStatus[];
+  roles: string[];
+  ready: boolean;
 }
 
-function createBaseNodeStatus(): NodeStatus {
-  return { nodeId: 0n, address: "", roles: [], ready: false };
+/** Raft messages between meta nodes: every group's messages to one peer share one stream. */
+export interface RaftEnvelope {
+  group: number;
+  /** one Raft message, encoded by meta/src/node/message-codec.ts */
+  message: Uint8Array;
 }
 
-export const NodeStatus: MessageFns<NodeStatus> = {
-  encode(message: NodeStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export interface RaftBatch {
+  from: bigint;
+  clusterId: string;
+  envelopes: RaftEnvelope[];
+  /** how to reach the sender, so a joining node can answer before it knows the members */
+  fromAddress: string;
+}
+
+export interface RaftAck {
+}
+
+function createBaseKeyValue(): KeyValue {
+  return {
+    key: new Uint8Array(0),
+    value: new Uint8Array(0),
+    createRevision: 0n,
+    modRevision: 0n,
+    version: 0n,
+    lease: 0n,
+  };
+}
+
+export const KeyValue: MessageFns<KeyValue> = {
+  encode(message: KeyValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    if (message.createRevision !== 0n) {
+      if (BigInt.asIntN(64, message.createRevision) !== message.createRevision) {
+        throw new globalThis.Error("value provided for field message.createRevision of type int64 too large");
+      }
+      writer.uint32(24).int64(message.createRevision);
+    }
+    if (message.modRevision !== 0n) {
+      if (BigInt.asIntN(64, message.modRevision) !== message.modRevision) {
+        throw new globalThis.Error("value provided for field message.modRevision of type int64 too large");
+      }
+      writer.uint32(32).int64(message.modRevision);
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asIntN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type int64 too large");
+      }
+      writer.uint32(40).int64(message.version);
+    }
+    if (message.lease !== 0n) {
+      if (BigInt.asIntN(64, message.lease) !== message.lease) {
+        throw new globalThis.Error("value provided for field message.lease of type int64 too large");
+      }
+      writer.uint32(48).int64(message.lease);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createRevision = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.modRevision = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.version = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lease = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyValue {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      value: isSet(object.value) ? bytesFromBase64(object.value) : new Uint8Array(0),
+      createRevision: isSet(object.createRevision)
+        ? BigInt(object.createRevision)
+        : isSet(object.create_revision)
+        ? BigInt(object.create_revision)
+        : 0n,
+      modRevision: isSet(object.modRevision)
+        ? BigInt(object.modRevision)
+        : isSet(object.mod_revision)
+        ? BigInt(object.mod_revision)
+        : 0n,
+      version: isSet(object.version) ? BigInt(object.version) : 0n,
+      lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
+    };
+  },
+
+  toJSON(message: KeyValue): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.createRevision !== 0n) {
+      obj.createRevision = message.createRevision.toString();
+    }
+    if (message.modRevision !== 0n) {
+      obj.modRevision = message.modRevision.toString();
+    }
+    if (message.version !== 0n) {
+      obj.version = message.version.toString();
+    }
+    if (message.lease !== 0n) {
+      obj.lease = message.lease.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyValue>, I>>(base?: I): KeyValue {
+    return KeyValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
+    const message = createBaseKeyValue();
+    message.key = object.key ?? new Uint8Array(0);
+    message.value = object.value ?? new Uint8Array(0);
+    message.createRevision = (object.createRevision !== undefined && object.createRevision !== null)
+      ? BigInt(object.createRevision)
+      : 0n;
+    message.modRevision = (object.modRevision !== undefined && object.modRevision !== null)
+      ? BigInt(object.modRevision)
+      : 0n;
+    message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : 0n;
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    return message;
+  },
+};
+
+function createBasePutRequest(): PutRequest {
+  return { key: new Uint8Array(0), value: new Uint8Array(0), lease: 0n, prevKv: false };
+}
+
+export const PutRequest: MessageFns<PutRequest> = {
+  encode(message: PutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    if (message.lease !== 0n) {
+      if (BigInt.asIntN(64, message.lease) !== message.lease) {
+        throw new globalThis.Error("value provided for field message.lease of type int64 too large");
+      }
+      writer.uint32(24).int64(message.lease);
+    }
+    if (message.prevKv !== false) {
+      writer.uint32(32).bool(message.prevKv);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lease = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.prevKv = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutRequest {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      value: isSet(object.value) ? bytesFromBase64(object.value) : new Uint8Array(0),
+      lease: isSet(object.lease) ? BigInt(object.lease) : 0n,
+      prevKv: isSet(object.prevKv)
+        ? globalThis.Boolean(object.prevKv)
+        : isSet(object.prev_kv)
+        ? globalThis.Boolean(object.prev_kv)
+        : false,
+    };
+  },
+
+  toJSON(message: PutRequest): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.lease !== 0n) {
+      obj.lease = message.lease.toString();
+    }
+    if (message.prevKv !== false) {
+      obj.prevKv = message.prevKv;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PutRequest>, I>>(base?: I): PutRequest {
+    return PutRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutRequest>, I>>(object: I): PutRequest {
+    const message = createBasePutRequest();
+    message.key = object.key ?? new Uint8Array(0);
+    message.value = object.value ?? new Uint8Array(0);
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    message.prevKv = object.prevKv ?? false;
+    return message;
+  },
+};
+
+function createBasePutResponse(): PutResponse {
+  return { revision: 0n, prevKv: undefined };
+}
+
+export const PutResponse: MessageFns<PutResponse> = {
+  encode(message: PutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(8).int64(message.revision);
+    }
+    if (message.prevKv !== undefined) {
+      KeyValue.encode(message.prevKv, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.prevKv = KeyValue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PutResponse {
+    return {
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      prevKv: isSet(object.prevKv)
+        ? KeyValue.fromJSON(object.prevKv)
+        : isSet(object.prev_kv)
+        ? KeyValue.fromJSON(object.prev_kv)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PutResponse): unknown {
+    const obj: any = {};
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.prevKv !== undefined) {
+      obj.prevKv = KeyValue.toJSON(message.prevKv);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PutResponse>, I>>(base?: I): PutResponse {
+    return PutResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutResponse>, I>>(object: I): PutResponse {
+    const message = createBasePutResponse();
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.prevKv = (object.prevKv !== undefined && object.prevKv !== null)
+      ? KeyValue.fromPartial(object.prevKv)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRangeRequest(): RangeRequest {
+  return { key: new Uint8Array(0), rangeEnd: new Uint8Array(0), limit: 0n, serializable: false };
+}
+
+export const RangeRequest: MessageFns<RangeRequest> = {
+  encode(message: RangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      writer.uint32(18).bytes(message.rangeEnd);
+    }
+    if (message.limit !== 0n) {
+      if (BigInt.asIntN(64, message.limit) !== message.limit) {
+        throw new globalThis.Error("value provided for field message.limit of type int64 too large");
+      }
+      writer.uint32(24).int64(message.limit);
+    }
+    if (message.serializable !== false) {
+      writer.uint32(32).bool(message.serializable);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rangeEnd = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.serializable = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RangeRequest {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      rangeEnd: isSet(object.rangeEnd)
+        ? bytesFromBase64(object.rangeEnd)
+        : isSet(object.range_end)
+        ? bytesFromBase64(object.range_end)
+        : new Uint8Array(0),
+      limit: isSet(object.limit) ? BigInt(object.limit) : 0n,
+      serializable: isSet(object.serializable) ? globalThis.Boolean(object.serializable) : false,
+    };
+  },
+
+  toJSON(message: RangeRequest): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      obj.rangeEnd = base64FromBytes(message.rangeEnd);
+    }
+    if (message.limit !== 0n) {
+      obj.limit = message.limit.toString();
+    }
+    if (message.serializable !== false) {
+      obj.serializable = message.serializable;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RangeRequest>, I>>(base?: I): RangeRequest {
+    return RangeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RangeRequest>, I>>(object: I): RangeRequest {
+    const message = createBaseRangeRequest();
+    message.key = object.key ?? new Uint8Array(0);
+    message.rangeEnd = object.rangeEnd ?? new Uint8Array(0);
+    message.limit = (object.limit !== undefined && object.limit !== null) ? BigInt(object.limit) : 0n;
+    message.serializable = object.serializable ?? false;
+    return message;
+  },
+};
+
+function createBaseRangeResponse(): RangeResponse {
+  return { kvs: [], revision: 0n, more: false, count: 0n };
+}
+
+export const RangeResponse: MessageFns<RangeResponse> = {
+  encode(message: RangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.kvs) {
+      KeyValue.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(16).int64(message.revision);
+    }
+    if (message.more !== false) {
+      writer.uint32(24).bool(message.more);
+    }
+    if (message.count !== 0n) {
+      if (BigInt.asIntN(64, message.count) !== message.count) {
+        throw new globalThis.Error("value provided for field message.count of type int64 too large");
+      }
+      writer.uint32(32).int64(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kvs.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.count = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RangeResponse {
+    return {
+      kvs: globalThis.Array.isArray(object?.kvs) ? object.kvs.map((e: any) => KeyValue.fromJSON(e)) : [],
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+      count: isSet(object.count) ? BigInt(object.count) : 0n,
+    };
+  },
+
+  toJSON(message: RangeResponse): unknown {
+    const obj: any = {};
+    if (message.kvs?.length) {
+      obj.kvs = message.kvs.map((e) => KeyValue.toJSON(e));
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
+    if (message.count !== 0n) {
+      obj.count = message.count.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RangeResponse>, I>>(base?: I): RangeResponse {
+    return RangeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RangeResponse>, I>>(object: I): RangeResponse {
+    const message = createBaseRangeResponse();
+    message.kvs = object.kvs?.map((e) => KeyValue.fromPartial(e)) || [];
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.more = object.more ?? false;
+    message.count = (object.count !== undefined && object.count !== null) ? BigInt(object.count) : 0n;
+    return message;
+  },
+};
+
+function createBaseDeleteRangeRequest(): DeleteRangeRequest {
+  return { key: new Uint8Array(0), rangeEnd: new Uint8Array(0), prevKv: false };
+}
+
+export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
+  encode(message: DeleteRangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      writer.uint32(18).bytes(message.rangeEnd);
+    }
+    if (message.prevKv !== false) {
+      writer.uint32(24).bool(message.prevKv);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rangeEnd = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.prevKv = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteRangeRequest {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      rangeEnd: isSet(object.rangeEnd)
+        ? bytesFromBase64(object.rangeEnd)
+        : isSet(object.range_end)
+        ? bytesFromBase64(object.range_end)
+        : new Uint8Array(0),
+      prevKv: isSet(object.prevKv)
+        ? globalThis.Boolean(object.prevKv)
+        : isSet(object.prev_kv)
+        ? globalThis.Boolean(object.prev_kv)
+        : false,
+    };
+  },
+
+  toJSON(message: DeleteRangeRequest): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      obj.rangeEnd = base64FromBytes(message.rangeEnd);
+    }
+    if (message.prevKv !== false) {
+      obj.prevKv = message.prevKv;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteRangeRequest>, I>>(base?: I): DeleteRangeRequest {
+    return DeleteRangeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteRangeRequest>, I>>(object: I): DeleteRangeRequest {
+    const message = createBaseDeleteRangeRequest();
+    message.key = object.key ?? new Uint8Array(0);
+    message.rangeEnd = object.rangeEnd ?? new Uint8Array(0);
+    message.prevKv = object.prevKv ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteRangeResponse(): DeleteRangeResponse {
+  return { deleted: 0n, revision: 0n, prevKvs: [] };
+}
+
+export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
+  encode(message: DeleteRangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deleted !== 0n) {
+      if (BigInt.asIntN(64, message.deleted) !== message.deleted) {
+        throw new globalThis.Error("value provided for field message.deleted of type int64 too large");
+      }
+      writer.uint32(8).int64(message.deleted);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(16).int64(message.revision);
+    }
+    for (const v of message.prevKvs) {
+      KeyValue.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prevKvs.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteRangeResponse {
+    return {
+      deleted: isSet(object.deleted) ? BigInt(object.deleted) : 0n,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      prevKvs: globalThis.Array.isArray(object?.prevKvs)
+        ? object.prevKvs.map((e: any) => KeyValue.fromJSON(e))
+        : globalThis.Array.isArray(object?.prev_kvs)
+        ? object.prev_kvs.map((e: any) => KeyValue.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DeleteRangeResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== 0n) {
+      obj.deleted = message.deleted.toString();
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.prevKvs?.length) {
+      obj.prevKvs = message.prevKvs.map((e) => KeyValue.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteRangeResponse>, I>>(base?: I): DeleteRangeResponse {
+    return DeleteRangeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteRangeResponse>, I>>(object: I): DeleteRangeResponse {
+    const message = createBaseDeleteRangeResponse();
+    message.deleted = (object.deleted !== undefined && object.deleted !== null) ? BigInt(object.deleted) : 0n;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.prevKvs = object.prevKvs?.map((e) => KeyValue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCompare(): Compare {
+  return { key: new Uint8Array(0), target: "", result: "", value: new Uint8Array(0), number: 0n };
+}
+
+export const Compare: MessageFns<Compare> = {
+  encode(message: Compare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.result !== "") {
+      writer.uint32(26).string(message.result);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(34).bytes(message.value);
+    }
+    if (message.number !== 0n) {
+      if (BigInt.asIntN(64, message.number) !== message.number) {
+        throw new globalThis.Error("value provided for field message.number of type int64 too large");
+      }
+      writer.uint32(40).int64(message.number);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Compare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCompare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.value = reader.bytes();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.number = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Compare {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      result: isSet(object.result) ? globalThis.String(object.result) : "",
+      value: isSet(object.value) ? bytesFromBase64(object.value) : new Uint8Array(0),
+      number: isSet(object.number) ? BigInt(object.number) : 0n,
+    };
+  },
+
+  toJSON(message: Compare): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.result !== "") {
+      obj.result = message.result;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.number !== 0n) {
+      obj.number = message.number.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Compare>, I>>(base?: I): Compare {
+    return Compare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Compare>, I>>(object: I): Compare {
+    const message = createBaseCompare();
+    message.key = object.key ?? new Uint8Array(0);
+    message.target = object.target ?? "";
+    message.result = object.result ?? "";
+    message.value = object.value ?? new Uint8Array(0);
+    message.number = (object.number !== undefined && object.number !== null) ? BigInt(object.number) : 0n;
+    return message;
+  },
+};
+
+function createBaseRequestOp(): RequestOp {
+  return { put: undefined, delete: undefined, range: undefined };
+}
+
+export const RequestOp: MessageFns<RequestOp> = {
+  encode(message: RequestOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.put !== undefined) {
+      PutRequest.encode(message.put, writer.uint32(10).fork()).join();
+    }
+    if (message.delete !== undefined) {
+      DeleteRangeRequest.encode(message.delete, writer.uint32(18).fork()).join();
+    }
+    if (message.range !== undefined) {
+      RangeRequest.encode(message.range, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.put = PutRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.delete = DeleteRangeRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.range = RangeRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestOp {
+    return {
+      put: isSet(object.put) ? PutRequest.fromJSON(object.put) : undefined,
+      delete: isSet(object.delete) ? DeleteRangeRequest.fromJSON(object.delete) : undefined,
+      range: isSet(object.range) ? RangeRequest.fromJSON(object.range) : undefined,
+    };
+  },
+
+  toJSON(message: RequestOp): unknown {
+    const obj: any = {};
+    if (message.put !== undefined) {
+      obj.put = PutRequest.toJSON(message.put);
+    }
+    if (message.delete !== undefined) {
+      obj.delete = DeleteRangeRequest.toJSON(message.delete);
+    }
+    if (message.range !== undefined) {
+      obj.range = RangeRequest.toJSON(message.range);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RequestOp>, I>>(base?: I): RequestOp {
+    return RequestOp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequestOp>, I>>(object: I): RequestOp {
+    const message = createBaseRequestOp();
+    message.put = (object.put !== undefined && object.put !== null) ? PutRequest.fromPartial(object.put) : undefined;
+    message.delete = (object.delete !== undefined && object.delete !== null)
+      ? DeleteRangeRequest.fromPartial(object.delete)
+      : undefined;
+    message.range = (object.range !== undefined && object.range !== null)
+      ? RangeRequest.fromPartial(object.range)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseResponseOp(): ResponseOp {
+  return { put: undefined, delete: undefined, range: undefined };
+}
+
+export const ResponseOp: MessageFns<ResponseOp> = {
+  encode(message: ResponseOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.put !== undefined) {
+      PutResponse.encode(message.put, writer.uint32(10).fork()).join();
+    }
+    if (message.delete !== undefined) {
+      DeleteRangeResponse.encode(message.delete, writer.uint32(18).fork()).join();
+    }
+    if (message.range !== undefined) {
+      RangeResponse.encode(message.range, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResponseOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResponseOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.put = PutResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.delete = DeleteRangeResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.range = RangeResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResponseOp {
+    return {
+      put: isSet(object.put) ? PutResponse.fromJSON(object.put) : undefined,
+      delete: isSet(object.delete) ? DeleteRangeResponse.fromJSON(object.delete) : undefined,
+      range: isSet(object.range) ? RangeResponse.fromJSON(object.range) : undefined,
+    };
+  },
+
+  toJSON(message: ResponseOp): unknown {
+    const obj: any = {};
+    if (message.put !== undefined) {
+      obj.put = PutResponse.toJSON(message.put);
+    }
+    if (message.delete !== undefined) {
+      obj.delete = DeleteRangeResponse.toJSON(message.delete);
+    }
+    if (message.range !== undefined) {
+      obj.range = RangeResponse.toJSON(message.range);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResponseOp>, I>>(base?: I): ResponseOp {
+    return ResponseOp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResponseOp>, I>>(object: I): ResponseOp {
+    const message = createBaseResponseOp();
+    message.put = (object.put !== undefined && object.put !== null) ? PutResponse.fromPartial(object.put) : undefined;
+    message.delete = (object.delete !== undefined && object.delete !== null)
+      ? DeleteRangeResponse.fromPartial(object.delete)
+      : undefined;
+    message.range = (object.range !== undefined && object.range !== null)
+      ? RangeResponse.fromPartial(object.range)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTxnRequest(): TxnRequest {
+  return { compare: [], success: [], failure: [] };
+}
+
+export const TxnRequest: MessageFns<TxnRequest> = {
+  encode(message: TxnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.compare) {
+      Compare.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.success) {
+      RequestOp.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.failure) {
+      RequestOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.compare.push(Compare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.success.push(RequestOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failure.push(RequestOp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnRequest {
+    return {
+      compare: globalThis.Array.isArray(object?.compare) ? object.compare.map((e: any) => Compare.fromJSON(e)) : [],
+      success: globalThis.Array.isArray(object?.success) ? object.success.map((e: any) => RequestOp.fromJSON(e)) : [],
+      failure: globalThis.Array.isArray(object?.failure) ? object.failure.map((e: any) => RequestOp.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TxnRequest): unknown {
+    const obj: any = {};
+    if (message.compare?.length) {
+      obj.compare = message.compare.map((e) => Compare.toJSON(e));
+    }
+    if (message.success?.length) {
+      obj.success = message.success.map((e) => RequestOp.toJSON(e));
+    }
+    if (message.failure?.length) {
+      obj.failure = message.failure.map((e) => RequestOp.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnRequest>, I>>(base?: I): TxnRequest {
+    return TxnRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnRequest>, I>>(object: I): TxnRequest {
+    const message = createBaseTxnRequest();
+    message.compare = object.compare?.map((e) => Compare.fromPartial(e)) || [];
+    message.success = object.success?.map((e) => RequestOp.fromPartial(e)) || [];
+    message.failure = object.failure?.map((e) => RequestOp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTxnResponse(): TxnResponse {
+  return { succeeded: false, revision: 0n, responses: [] };
+}
+
+export const TxnResponse: MessageFns<TxnResponse> = {
+  encode(message: TxnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.succeeded !== false) {
+      writer.uint32(8).bool(message.succeeded);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(16).int64(message.revision);
+    }
+    for (const v of message.responses) {
+      ResponseOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.succeeded = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.responses.push(ResponseOp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnResponse {
+    return {
+      succeeded: isSet(object.succeeded) ? globalThis.Boolean(object.succeeded) : false,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      responses: globalThis.Array.isArray(object?.responses)
+        ? object.responses.map((e: any) => ResponseOp.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TxnResponse): unknown {
+    const obj: any = {};
+    if (message.succeeded !== false) {
+      obj.succeeded = message.succeeded;
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.responses?.length) {
+      obj.responses = message.responses.map((e) => ResponseOp.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnResponse>, I>>(base?: I): TxnResponse {
+    return TxnResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnResponse>, I>>(object: I): TxnResponse {
+    const message = createBaseTxnResponse();
+    message.succeeded = object.succeeded ?? false;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.responses = object.responses?.map((e) => ResponseOp.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWatchRequest(): WatchRequest {
+  return { key: new Uint8Array(0), rangeEnd: new Uint8Array(0), startRevision: 0n, prevKv: false };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      writer.uint32(18).bytes(message.rangeEnd);
+    }
+    if (message.startRevision !== 0n) {
+      if (BigInt.asIntN(64, message.startRevision) !== message.startRevision) {
+        throw new globalThis.Error("value provided for field message.startRevision of type int64 too large");
+      }
+      writer.uint32(24).int64(message.startRevision);
+    }
+    if (message.prevKv !== false) {
+      writer.uint32(32).bool(message.prevKv);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rangeEnd = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startRevision = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.prevKv = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRequest {
+    return {
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      rangeEnd: isSet(object.rangeEnd)
+        ? bytesFromBase64(object.rangeEnd)
+        : isSet(object.range_end)
+        ? bytesFromBase64(object.range_end)
+        : new Uint8Array(0),
+      startRevision: isSet(object.startRevision)
+        ? BigInt(object.startRevision)
+        : isSet(object.start_revision)
+        ? BigInt(object.start_revision)
+        : 0n,
+      prevKv: isSet(object.prevKv)
+        ? globalThis.Boolean(object.prevKv)
+        : isSet(object.prev_kv)
+        ? globalThis.Boolean(object.prev_kv)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchRequest): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.rangeEnd.length !== 0) {
+      obj.rangeEnd = base64FromBytes(message.rangeEnd);
+    }
+    if (message.startRevision !== 0n) {
+      obj.startRevision = message.startRevision.toString();
+    }
+    if (message.prevKv !== false) {
+      obj.prevKv = message.prevKv;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchRequest>, I>>(base?: I): WatchRequest {
+    return WatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchRequest>, I>>(object: I): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.key = object.key ?? new Uint8Array(0);
+    message.rangeEnd = object.rangeEnd ?? new Uint8Array(0);
+    message.startRevision = (object.startRevision !== undefined && object.startRevision !== null)
+      ? BigInt(object.startRevision)
+      : 0n;
+    message.prevKv = object.prevKv ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchEvent(): WatchEvent {
+  return { type: "", kv: undefined, prevKv: undefined };
+}
+
+export const WatchEvent: MessageFns<WatchEvent> = {
+  encode(message: WatchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.kv !== undefined) {
+      KeyValue.encode(message.kv, writer.uint32(18).fork()).join();
+    }
+    if (message.prevKv !== undefined) {
+      KeyValue.encode(message.prevKv, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kv = KeyValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prevKv = KeyValue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchEvent {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      kv: isSet(object.kv) ? KeyValue.fromJSON(object.kv) : undefined,
+      prevKv: isSet(object.prevKv)
+        ? KeyValue.fromJSON(object.prevKv)
+        : isSet(object.prev_kv)
+        ? KeyValue.fromJSON(object.prev_kv)
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchEvent): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.kv !== undefined) {
+      obj.kv = KeyValue.toJSON(message.kv);
+    }
+    if (message.prevKv !== undefined) {
+      obj.prevKv = KeyValue.toJSON(message.prevKv);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchEvent>, I>>(base?: I): WatchEvent {
+    return WatchEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchEvent>, I>>(object: I): WatchEvent {
+    const message = createBaseWatchEvent();
+    message.type = object.type ?? "";
+    message.kv = (object.kv !== undefined && object.kv !== null) ? KeyValue.fromPartial(object.kv) : undefined;
+    message.prevKv = (object.prevKv !== undefined && object.prevKv !== null)
+      ? KeyValue.fromPartial(object.prevKv)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWatchResponse(): WatchResponse {
+  return { group: 0, revision: 0n, events: [], compactRevision: 0n };
+}
+
+export const WatchResponse: MessageFns<WatchResponse> = {
+  encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(16).int64(message.revision);
+    }
+    for (const v of message.events) {
+      WatchEvent.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.compactRevision !== 0n) {
+      if (BigInt.asIntN(64, message.compactRevision) !== message.compactRevision) {
+        throw new globalThis.Error("value provided for field message.compactRevision of type int64 too large");
+      }
+      writer.uint32(32).int64(message.compactRevision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.events.push(WatchEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.compactRevision = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchResponse {
+    return {
+      group: isSet(object.group) ? globalThis.Number(object.group) : 0,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => WatchEvent.fromJSON(e)) : [],
+      compactRevision: isSet(object.compactRevision)
+        ? BigInt(object.compactRevision)
+        : isSet(object.compact_revision)
+        ? BigInt(object.compact_revision)
+        : 0n,
+    };
+  },
+
+  toJSON(message: WatchResponse): unknown {
+    const obj: any = {};
+    if (message.group !== 0) {
+      obj.group = Math.round(message.group);
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => WatchEvent.toJSON(e));
+    }
+    if (message.compactRevision !== 0n) {
+      obj.compactRevision = message.compactRevision.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchResponse>, I>>(base?: I): WatchResponse {
+    return WatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
+    const message = createBaseWatchResponse();
+    message.group = object.group ?? 0;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.events = object.events?.map((e) => WatchEvent.fromPartial(e)) || [];
+    message.compactRevision = (object.compactRevision !== undefined && object.compactRevision !== null)
+      ? BigInt(object.compactRevision)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseLeaseGrantRequest(): LeaseGrantRequest {
+  return { ttlMs: 0n };
+}
+
+export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
+  encode(message: LeaseGrantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttlMs !== 0n) {
+      if (BigInt.asIntN(64, message.ttlMs) !== message.ttlMs) {
+        throw new globalThis.Error("value provided for field message.ttlMs of type int64 too large");
+      }
+      writer.uint32(8).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseGrantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ttlMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseGrantRequest {
+    return { ttlMs: isSet(object.ttlMs) ? BigInt(object.ttlMs) : isSet(object.ttl_ms) ? BigInt(object.ttl_ms) : 0n };
+  },
+
+  toJSON(message: LeaseGrantRequest): unknown {
+    const obj: any = {};
+    if (message.ttlMs !== 0n) {
+      obj.ttlMs = message.ttlMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseGrantRequest>, I>>(base?: I): LeaseGrantRequest {
+    return LeaseGrantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseGrantRequest>, I>>(object: I): LeaseGrantRequest {
+    const message = createBaseLeaseGrantRequest();
+    message.ttlMs = (object.ttlMs !== undefined && object.ttlMs !== null) ? BigInt(object.ttlMs) : 0n;
+    return message;
+  },
+};
+
+function createBaseLeaseResponse(): LeaseResponse {
+  return { id: 0n, ttlMs: 0n };
+}
+
+export const LeaseResponse: MessageFns<LeaseResponse> = {
+  encode(message: LeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asIntN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type int64 too large");
+      }
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.ttlMs !== 0n) {
+      if (BigInt.asIntN(64, message.ttlMs) !== message.ttlMs) {
+        throw new globalThis.Error("value provided for field message.ttlMs of type int64 too large");
+      }
+      writer.uint32(16).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseResponse {
+    return {
+      id: isSet(object.id) ? BigInt(object.id) : 0n,
+      ttlMs: isSet(object.ttlMs) ? BigInt(object.ttlMs) : isSet(object.ttl_ms) ? BigInt(object.ttl_ms) : 0n,
+    };
+  },
+
+  toJSON(message: LeaseResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0n) {
+      obj.id = message.id.toString();
+    }
+    if (message.ttlMs !== 0n) {
+      obj.ttlMs = message.ttlMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseResponse>, I>>(base?: I): LeaseResponse {
+    return LeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseResponse>, I>>(object: I): LeaseResponse {
+    const message = createBaseLeaseResponse();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    message.ttlMs = (object.ttlMs !== undefined && object.ttlMs !== null) ? BigInt(object.ttlMs) : 0n;
+    return message;
+  },
+};
+
+function createBaseLeaseIdRequest(): LeaseIdRequest {
+  return { id: 0n };
+}
+
+export const LeaseIdRequest: MessageFns<LeaseIdRequest> = {
+  encode(message: LeaseIdRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asIntN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type int64 too large");
+      }
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseIdRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseIdRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseIdRequest {
+    return { id: isSet(object.id) ? BigInt(object.id) : 0n };
+  },
+
+  toJSON(message: LeaseIdRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0n) {
+      obj.id = message.id.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseIdRequest>, I>>(base?: I): LeaseIdRequest {
+    return LeaseIdRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseIdRequest>, I>>(object: I): LeaseIdRequest {
+    const message = createBaseLeaseIdRequest();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    return message;
+  },
+};
+
+function createBaseEmpty(): Empty {
+  return {};
+}
+
+export const Empty: MessageFns<Empty> = {
+  encode(_: Empty, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Empty {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmpty();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Empty {
+    return {};
+  },
+
+  toJSON(_: Empty): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Empty>, I>>(base?: I): Empty {
+    return Empty.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Empty>, I>>(_: I): Empty {
+    const message = createBaseEmpty();
+    return message;
+  },
+};
+
+function createBaseMemberRequest(): MemberRequest {
+  return { nodeId: 0n, address: "" };
+}
+
+export const MemberRequest: MessageFns<MemberRequest> = {
+  encode(message: MemberRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.nodeId !== 0n) {
       if (BigInt.asUintN(64, message.nodeId) !== message.nodeId) {
         throw new globalThis.Error("value provided for field message.nodeId of type uint64 too large");
@@ -58,16 +2309,10 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     if (message.address !== "") {
       writer.uint32(18).string(message.address);
     }
-    for (const v of message.roles) {
-      writer.uint32(26).string(v!);
-    }
-    if (message.ready !== false) {
-      writer.uint32(32).bool(message.ready);
-    }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): NodeStatus {
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -76,7 +2321,7 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseNodeStatus();
+      const message = createBaseMemberRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -96,20 +2341,92 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             message.address = reader.string();
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemberRequest {
+    return {
+      nodeId: isSet(object.nodeId) ? BigInt(object.nodeId) : isSet(object.node_id) ? BigInt(object.node_id) : 0n,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: MemberRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== 0n) {
+      obj.nodeId = message.nodeId.toString();
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MemberRequest>, I>>(base?: I): MemberRequest {
+    return MemberRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemberRequest>, I>>(object: I): MemberRequest {
+    const message = createBaseMemberRequest();
+    message.nodeId = (object.nodeId !== undefined && object.nodeId !== null) ? BigInt(object.nodeId) : 0n;
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferLeaderRequest(): TransferLeaderRequest {
+  return { group: 0, to: 0n };
+}
+
+export const TransferLeaderRequest: MessageFns<TransferLeaderRequest> = {
+  encode(message: TransferLeaderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.to !== 0n) {
+      if (BigInt.asUintN(64, message.to) !== message.to) {
+        throw new globalThis.Error("value provided for field message.to of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.to);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferLeaderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferLeaderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
               break;
             }
 
-            message.roles.push(reader.string());
+            message.group = reader.uint32();
             continue;
           }
-          case 4: {
-            if (tag !== 32) {
+          case 2: {
+            if (tag !== 16) {
               break;
             }
 
-            message.ready = reader.bool();
+            message.to = reader.uint64() as bigint;
             continue;
           }
         }
@@ -124,41 +2441,553 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
   },
 
-  fromJSON(object: any): NodeStatus {
+  fromJSON(object: any): TransferLeaderRequest {
     return {
-      nodeId: isSet(object.nodeId) ? BigInt(object.nodeId) : isSet(object.node_id) ? BigInt(object.node_id) : 0n,
-      address: isSet(object.address) ? globalThis.String(object.address) : "",
-      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
-      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      group: isSet(object.group) ? globalThis.Number(object.group) : 0,
+      to: isSet(object.to) ? BigInt(object.to) : 0n,
     };
   },
 
-  toJSON(message: NodeStatus): unknown {
+  toJSON(message: TransferLeaderRequest): unknown {
     const obj: any = {};
-    if (message.nodeId !== 0n) {
-      obj.nodeId = message.nodeId.toString();
+    if (message.group !== 0) {
+      obj.group = Math.round(message.group);
     }
-    if (message.address !== "") {
-      obj.address = message.address;
-    }
-    if (message.roles?.length) {
-      obj.roles = message.roles;
-    }
-    if (message.ready !== false) {
-      obj.ready = message.ready;
+    if (message.to !== 0n) {
+      obj.to = message.to.toString();
     }
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<NodeStatus>, I>>(base?: I): NodeStatus {
-    return NodeStatus.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<TransferLeaderRequest>, I>>(base?: I): TransferLeaderRequest {
+    return TransferLeaderRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<NodeStatus>, I>>(object: I): NodeStatus {
-    const message = createBaseNodeStatus();
-    message.nodeId = (object.nodeId !== undefined && object.nodeId !== null) ? BigInt(object.nodeId) : 0n;
+  fromPartial<I extends Exact<DeepPartial<TransferLeaderRequest>, I>>(object: I): TransferLeaderRequest {
+    const message = createBaseTransferLeaderRequest();
+    message.group = object.group ?? 0;
+    message.to = (object.to !== undefined && object.to !== null) ? BigInt(object.to) : 0n;
+    return message;
+  },
+};
+
+function createBaseProgress(): Progress {
+  return { id: 0n, match: 0n, next: 0n, lag: 0n, state: "", learner: false };
+}
+
+export const Progress: MessageFns<Progress> = {
+  encode(message: Progress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asUintN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.match !== 0n) {
+      if (BigInt.asIntN(64, message.match) !== message.match) {
+        throw new globalThis.Error("value provided for field message.match of type int64 too large");
+      }
+      writer.uint32(16).int64(message.match);
+    }
+    if (message.next !== 0n) {
+      if (BigInt.asIntN(64, message.next) !== message.next) {
+        throw new globalThis.Error("value provided for field message.next of type int64 too large");
+      }
+      writer.uint32(24).int64(message.next);
+    }
+    if (message.lag !== 0n) {
+      if (BigInt.asIntN(64, message.lag) !== message.lag) {
+        throw new globalThis.Error("value provided for field message.lag of type int64 too large");
+      }
+      writer.uint32(32).int64(message.lag);
+    }
+    if (message.state !== "") {
+      writer.uint32(42).string(message.state);
+    }
+    if (message.learner !== false) {
+      writer.uint32(48).bool(message.learner);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Progress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.match = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.next = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lag = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.learner = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Progress {
+    return {
+      id: isSet(object.id) ? BigInt(object.id) : 0n,
+      match: isSet(object.match) ? BigInt(object.match) : 0n,
+      next: isSet(object.next) ? BigInt(object.next) : 0n,
+      lag: isSet(object.lag) ? BigInt(object.lag) : 0n,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      learner: isSet(object.learner) ? globalThis.Boolean(object.learner) : false,
+    };
+  },
+
+  toJSON(message: Progress): unknown {
+    const obj: any = {};
+    if (message.id !== 0n) {
+      obj.id = message.id.toString();
+    }
+    if (message.match !== 0n) {
+      obj.match = message.match.toString();
+    }
+    if (message.next !== 0n) {
+      obj.next = message.next.toString();
+    }
+    if (message.lag !== 0n) {
+      obj.lag = message.lag.toString();
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.learner !== false) {
+      obj.learner = message.learner;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Progress>, I>>(base?: I): Progress {
+    return Progress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Progress>, I>>(object: I): Progress {
+    const message = createBaseProgress();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    message.match = (object.match !== undefined && object.match !== null) ? BigInt(object.match) : 0n;
+    message.next = (object.next !== undefined && object.next !== null) ? BigInt(object.next) : 0n;
+    message.lag = (object.lag !== undefined && object.lag !== null) ? BigInt(object.lag) : 0n;
+    message.state = object.state ?? "";
+    message.learner = object.learner ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupStatus(): GroupStatus {
+  return {
+    group: 0,
+    leader: 0n,
+    term: 0n,
+    commit: 0n,
+    applied: 0n,
+    revision: 0n,
+    role: "",
+    voters: [],
+    learners: [],
+    progress: [],
+  };
+}
+
+export const GroupStatus: MessageFns<GroupStatus> = {
+  encode(message: GroupStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.leader !== 0n) {
+      if (BigInt.asUintN(64, message.leader) !== message.leader) {
+        throw new globalThis.Error("value provided for field message.leader of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.leader);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asIntN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type int64 too large");
+      }
+      writer.uint32(24).int64(message.term);
+    }
+    if (message.commit !== 0n) {
+      if (BigInt.asIntN(64, message.commit) !== message.commit) {
+        throw new globalThis.Error("value provided for field message.commit of type int64 too large");
+      }
+      writer.uint32(32).int64(message.commit);
+    }
+    if (message.applied !== 0n) {
+      if (BigInt.asIntN(64, message.applied) !== message.applied) {
+        throw new globalThis.Error("value provided for field message.applied of type int64 too large");
+      }
+      writer.uint32(40).int64(message.applied);
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(48).int64(message.revision);
+    }
+    if (message.role !== "") {
+      writer.uint32(58).string(message.role);
+    }
+    if (message.voters.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.voters) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field voters of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.learners.length !== 0) {
+      writer.uint32(74).fork();
+      for (const v of message.learners) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field learners of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    for (const v of message.progress) {
+      Progress.encode(v!, writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.leader = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.term = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.commit = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.applied = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag === 64) {
+              message.voters.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.voters.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 9: {
+            if (tag === 72) {
+              message.learners.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 74) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.learners.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.progress.push(Progress.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupStatus {
+    return {
+      group: isSet(object.group) ? globalThis.Number(object.group) : 0,
+      leader: isSet(object.leader) ? BigInt(object.leader) : 0n,
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      commit: isSet(object.commit) ? BigInt(object.commit) : 0n,
+      applied: isSet(object.applied) ? BigInt(object.applied) : 0n,
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      voters: globalThis.Array.isArray(object?.voters) ? object.voters.map((e: any) => BigInt(e)) : [],
+      learners: globalThis.Array.isArray(object?.learners) ? object.learners.map((e: any) => BigInt(e)) : [],
+      progress: globalThis.Array.isArray(object?.progress) ? object.progress.map((e: any) => Progress.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GroupStatus): unknown {
+    const obj: any = {};
+    if (message.group !== 0) {
+      obj.group = Math.round(message.group);
+    }
+    if (message.leader !== 0n) {
+      obj.leader = message.leader.toString();
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.commit !== 0n) {
+      obj.commit = message.commit.toString();
+    }
+    if (message.applied !== 0n) {
+      obj.applied = message.applied.toString();
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.voters?.length) {
+      obj.voters = message.voters.map((e) => e.toString());
+    }
+    if (message.learners?.length) {
+      obj.learners = message.learners.map((e) => e.toString());
+    }
+    if (message.progress?.length) {
+      obj.progress = message.progress.map((e) => Progress.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GroupStatus>, I>>(base?: I): GroupStatus {
+    return GroupStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroupStatus>, I>>(object: I): GroupStatus {
+    const message = createBaseGroupStatus();
+    message.group = object.group ?? 0;
+    message.leader = (object.leader !== undefined && object.leader !== null) ? BigInt(object.leader) : 0n;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.commit = (object.commit !== undefined && object.commit !== null) ? BigInt(object.commit) : 0n;
+    message.applied = (object.applied !== undefined && object.applied !== null) ? BigInt(object.applied) : 0n;
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    message.role = object.role ?? "";
+    message.voters = object.voters?.map((e) => BigInt(e)) || [];
+    message.learners = object.learners?.map((e) => BigInt(e)) || [];
+    message.progress = object.progress?.map((e) => Progress.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMember(): Member {
+  return { id: 0n, address: "" };
+}
+
+export const Member: MessageFns<Member> = {
+  encode(message: Member, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asUintN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Member {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Member {
+    return {
+      id: isSet(object.id) ? BigInt(object.id) : 0n,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: Member): unknown {
+    const obj: any = {};
+    if (message.id !== 0n) {
+      obj.id = message.id.toString();
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Member>, I>>(base?: I): Member {
+    return Member.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Member>, I>>(object: I): Member {
+    const message = createBaseMember();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
     message.address = object.address ?? "";
-    message.roles = object.roles?.map((e) => e) || [];
-    message.ready = object.ready ?? false;
     return message;
   },
 };
@@ -216,13 +3045,31 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 };
 
 function createBaseStatusResponse(): StatusResponse {
-  return { node: undefined };
+  return { nodeId: 0n, clusterId: "", members: [], groups: [], roles: [], ready: false };
 }
 
 export const StatusResponse: MessageFns<StatusResponse> = {
   encode(message: StatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.node !== undefined) {
-      NodeStatus.encode(message.node, writer.uint32(10).fork()).join();
+    if (message.nodeId !== 0n) {
+      if (BigInt.asUintN(64, message.nodeId) !== message.nodeId) {
+        throw new globalThis.Error("value provided for field message.nodeId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.nodeId);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(18).string(message.clusterId);
+    }
+    for (const v of message.members) {
+      Member.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.groups) {
+      GroupStatus.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.roles) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.ready !== false) {
+      writer.uint32(48).bool(message.ready);
     }
     return writer;
   },
@@ -241,11 +3088,51 @@ export const StatusResponse: MessageFns<StatusResponse> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.node = NodeStatus.decode(reader, reader.uint32());
+            message.nodeId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.members.push(Member.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.groups.push(GroupStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.roles.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ready = reader.bool();
             continue;
           }
         }
@@ -261,13 +3148,39 @@ export const StatusResponse: MessageFns<StatusResponse> = {
   },
 
   fromJSON(object: any): StatusResponse {
-    return { node: isSet(object.node) ? NodeStatus.fromJSON(object.node) : undefined };
+    return {
+      nodeId: isSet(object.nodeId) ? BigInt(object.nodeId) : isSet(object.node_id) ? BigInt(object.node_id) : 0n,
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => Member.fromJSON(e)) : [],
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => GroupStatus.fromJSON(e)) : [],
+      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+    };
   },
 
   toJSON(message: StatusResponse): unknown {
     const obj: any = {};
-    if (message.node !== undefined) {
-      obj.node = NodeStatus.toJSON(message.node);
+    if (message.nodeId !== 0n) {
+      obj.nodeId = message.nodeId.toString();
+    }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => Member.toJSON(e));
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups.map((e) => GroupStatus.toJSON(e));
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
     }
     return obj;
   },
@@ -277,9 +3190,279 @@ export const StatusResponse: MessageFns<StatusResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<StatusResponse>, I>>(object: I): StatusResponse {
     const message = createBaseStatusResponse();
-    message.node = (object.node !== undefined && object.node !== null)
-      ? NodeStatus.fromPartial(object.node)
-      : undefined;
+    message.nodeId = (object.nodeId !== undefined && object.nodeId !== null) ? BigInt(object.nodeId) : 0n;
+    message.clusterId = object.clusterId ?? "";
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    message.groups = object.groups?.map((e) => GroupStatus.fromPartial(e)) || [];
+    message.roles = object.roles?.map((e) => e) || [];
+    message.ready = object.ready ?? false;
+    return message;
+  },
+};
+
+function createBaseRaftEnvelope(): RaftEnvelope {
+  return { group: 0, message: new Uint8Array(0) };
+}
+
+export const RaftEnvelope: MessageFns<RaftEnvelope> = {
+  encode(message: RaftEnvelope, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.message.length !== 0) {
+      writer.uint32(18).bytes(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RaftEnvelope {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRaftEnvelope();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RaftEnvelope {
+    return {
+      group: isSet(object.group) ? globalThis.Number(object.group) : 0,
+      message: isSet(object.message) ? bytesFromBase64(object.message) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: RaftEnvelope): unknown {
+    const obj: any = {};
+    if (message.group !== 0) {
+      obj.group = Math.round(message.group);
+    }
+    if (message.message.length !== 0) {
+      obj.message = base64FromBytes(message.message);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RaftEnvelope>, I>>(base?: I): RaftEnvelope {
+    return RaftEnvelope.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RaftEnvelope>, I>>(object: I): RaftEnvelope {
+    const message = createBaseRaftEnvelope();
+    message.group = object.group ?? 0;
+    message.message = object.message ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseRaftBatch(): RaftBatch {
+  return { from: 0n, clusterId: "", envelopes: [], fromAddress: "" };
+}
+
+export const RaftBatch: MessageFns<RaftBatch> = {
+  encode(message: RaftBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== 0n) {
+      if (BigInt.asUintN(64, message.from) !== message.from) {
+        throw new globalThis.Error("value provided for field message.from of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.from);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(18).string(message.clusterId);
+    }
+    for (const v of message.envelopes) {
+      RaftEnvelope.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.fromAddress !== "") {
+      writer.uint32(34).string(message.fromAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RaftBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRaftBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.from = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.envelopes.push(RaftEnvelope.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fromAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RaftBatch {
+    return {
+      from: isSet(object.from) ? BigInt(object.from) : 0n,
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
+      envelopes: globalThis.Array.isArray(object?.envelopes)
+        ? object.envelopes.map((e: any) => RaftEnvelope.fromJSON(e))
+        : [],
+      fromAddress: isSet(object.fromAddress)
+        ? globalThis.String(object.fromAddress)
+        : isSet(object.from_address)
+        ? globalThis.String(object.from_address)
+        : "",
+    };
+  },
+
+  toJSON(message: RaftBatch): unknown {
+    const obj: any = {};
+    if (message.from !== 0n) {
+      obj.from = message.from.toString();
+    }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
+    if (message.envelopes?.length) {
+      obj.envelopes = message.envelopes.map((e) => RaftEnvelope.toJSON(e));
+    }
+    if (message.fromAddress !== "") {
+      obj.fromAddress = message.fromAddress;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RaftBatch>, I>>(base?: I): RaftBatch {
+    return RaftBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RaftBatch>, I>>(object: I): RaftBatch {
+    const message = createBaseRaftBatch();
+    message.from = (object.from !== undefined && object.from !== null) ? BigInt(object.from) : 0n;
+    message.clusterId = object.clusterId ?? "";
+    message.envelopes = object.envelopes?.map((e) => RaftEnvelope.fromPartial(e)) || [];
+    message.fromAddress = object.fromAddress ?? "";
+    return message;
+  },
+};
+
+function createBaseRaftAck(): RaftAck {
+  return {};
+}
+
+export const RaftAck: MessageFns<RaftAck> = {
+  encode(_: RaftAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RaftAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRaftAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RaftAck {
+    return {};
+  },
+
+  toJSON(_: RaftAck): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RaftAck>, I>>(base?: I): RaftAck {
+    return RaftAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RaftAck>, I>>(_: I): RaftAck {
+    const message = createBaseRaftAck();
     return message;
   },
 };
@@ -295,10 +3478,131 @@ export const MetaService = {
     responseSerialize: (value: StatusResponse): Buffer => Buffer.from(StatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
+  put: {
+    path: "/robustmq.meta.Meta/Put" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PutRequest): Buffer => Buffer.from(PutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutRequest => PutRequest.decode(value),
+    responseSerialize: (value: PutResponse): Buffer => Buffer.from(PutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PutResponse => PutResponse.decode(value),
+  },
+  range: {
+    path: "/robustmq.meta.Meta/Range" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RangeRequest): Buffer => Buffer.from(RangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RangeRequest => RangeRequest.decode(value),
+    responseSerialize: (value: RangeResponse): Buffer => Buffer.from(RangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RangeResponse => RangeResponse.decode(value),
+  },
+  deleteRange: {
+    path: "/robustmq.meta.Meta/DeleteRange" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteRangeRequest): Buffer => Buffer.from(DeleteRangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteRangeRequest => DeleteRangeRequest.decode(value),
+    responseSerialize: (value: DeleteRangeResponse): Buffer => Buffer.from(DeleteRangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteRangeResponse => DeleteRangeResponse.decode(value),
+  },
+  txn: {
+    path: "/robustmq.meta.Meta/Txn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TxnRequest): Buffer => Buffer.from(TxnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TxnRequest => TxnRequest.decode(value),
+    responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
+  },
+  watch: {
+    path: "/robustmq.meta.Meta/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
+  },
+  leaseGrant: {
+    path: "/robustmq.meta.Meta/LeaseGrant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseGrantRequest): Buffer => Buffer.from(LeaseGrantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseGrantRequest => LeaseGrantRequest.decode(value),
+    responseSerialize: (value: LeaseResponse): Buffer => Buffer.from(LeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseResponse => LeaseResponse.decode(value),
+  },
+  leaseKeepAlive: {
+    path: "/robustmq.meta.Meta/LeaseKeepAlive" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseIdRequest): Buffer => Buffer.from(LeaseIdRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseIdRequest => LeaseIdRequest.decode(value),
+    responseSerialize: (value: LeaseResponse): Buffer => Buffer.from(LeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseResponse => LeaseResponse.decode(value),
+  },
+  leaseRevoke: {
+    path: "/robustmq.meta.Meta/LeaseRevoke" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseIdRequest): Buffer => Buffer.from(LeaseIdRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseIdRequest => LeaseIdRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  addLearner: {
+    path: "/robustmq.meta.Meta/AddLearner" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MemberRequest): Buffer => Buffer.from(MemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MemberRequest => MemberRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  promote: {
+    path: "/robustmq.meta.Meta/Promote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MemberRequest): Buffer => Buffer.from(MemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MemberRequest => MemberRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  removeMember: {
+    path: "/robustmq.meta.Meta/RemoveMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MemberRequest): Buffer => Buffer.from(MemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MemberRequest => MemberRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  transferLeader: {
+    path: "/robustmq.meta.Meta/TransferLeader" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TransferLeaderRequest): Buffer =>
+      Buffer.from(TransferLeaderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TransferLeaderRequest => TransferLeaderRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
 } as const;
 
 export interface MetaServer extends UntypedServiceImplementation {
   status: handleUnaryCall<StatusRequest, StatusResponse>;
+  put: handleUnaryCall<PutRequest, PutResponse>;
+  range: handleUnaryCall<RangeRequest, RangeResponse>;
+  deleteRange: handleUnaryCall<DeleteRangeRequest, DeleteRangeResponse>;
+  txn: handleUnaryCall<TxnRequest, TxnResponse>;
+  watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  leaseGrant: handleUnaryCall<LeaseGrantRequest, LeaseResponse>;
+  leaseKeepAlive: handleUnaryCall<LeaseIdRequest, LeaseResponse>;
+  leaseRevoke: handleUnaryCall<LeaseIdRequest, Empty>;
+  addLearner: handleUnaryCall<MemberRequest, Empty>;
+  promote: handleUnaryCall<MemberRequest, Empty>;
+  removeMember: handleUnaryCall<MemberRequest, Empty>;
+  transferLeader: handleUnaryCall<TransferLeaderRequest, Empty>;
 }
 
 export interface MetaClient extends Client {
@@ -317,6 +3621,165 @@ export interface MetaClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StatusResponse) => void,
   ): ClientUnaryCall;
+  put(request: PutRequest, callback: (error: ServiceError | null, response: PutResponse) => void): ClientUnaryCall;
+  put(
+    request: PutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PutResponse) => void,
+  ): ClientUnaryCall;
+  put(
+    request: PutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PutResponse) => void,
+  ): ClientUnaryCall;
+  range(
+    request: RangeRequest,
+    callback: (error: ServiceError | null, response: RangeResponse) => void,
+  ): ClientUnaryCall;
+  range(
+    request: RangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RangeResponse) => void,
+  ): ClientUnaryCall;
+  range(
+    request: RangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RangeResponse) => void,
+  ): ClientUnaryCall;
+  deleteRange(
+    request: DeleteRangeRequest,
+    callback: (error: ServiceError | null, response: DeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  deleteRange(
+    request: DeleteRangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  deleteRange(
+    request: DeleteRangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  txn(request: TxnRequest, callback: (error: ServiceError | null, response: TxnResponse) => void): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
+  watch(
+    request: WatchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchResponse>;
+  leaseGrant(
+    request: LeaseGrantRequest,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseGrant(
+    request: LeaseGrantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseGrant(
+    request: LeaseGrantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseKeepAlive(
+    request: LeaseIdRequest,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseKeepAlive(
+    request: LeaseIdRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseKeepAlive(
+    request: LeaseIdRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseResponse) => void,
+  ): ClientUnaryCall;
+  leaseRevoke(
+    request: LeaseIdRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  leaseRevoke(
+    request: LeaseIdRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  leaseRevoke(
+    request: LeaseIdRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  addLearner(request: MemberRequest, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  addLearner(
+    request: MemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  addLearner(
+    request: MemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  promote(request: MemberRequest, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  promote(
+    request: MemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  promote(
+    request: MemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: MemberRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
 }
 
 export const MetaClient = makeGenericClientConstructor(MetaService, "robustmq.meta.Meta") as unknown as {
@@ -324,6 +3787,71 @@ export const MetaClient = makeGenericClientConstructor(MetaService, "robustmq.me
   service: typeof MetaService;
   serviceName: string;
 };
+
+export type MetaRaftService = typeof MetaRaftService;
+export const MetaRaftService = {
+  send: {
+    path: "/robustmq.meta.MetaRaft/Send" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: RaftBatch): Buffer => Buffer.from(RaftBatch.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RaftBatch => RaftBatch.decode(value),
+    responseSerialize: (value: RaftAck): Buffer => Buffer.from(RaftAck.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RaftAck => RaftAck.decode(value),
+  },
+} as const;
+
+export interface MetaRaftServer extends UntypedServiceImplementation {
+  send: handleClientStreamingCall<RaftBatch, RaftAck>;
+}
+
+export interface MetaRaftClient extends Client {
+  send(callback: (error: ServiceError | null, response: RaftAck) => void): ClientWritableStream<RaftBatch>;
+  send(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
+  send(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
+  send(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RaftAck) => void,
+  ): ClientWritableStream<RaftBatch>;
+}
+
+export const MetaRaftClient = makeGenericClientConstructor(MetaRaftService, "robustmq.meta.MetaRaft") as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): MetaRaftClient;
+  service: typeof MetaRaftService;
+  serviceName: string;
+};
+
+function bytesFromBase64(b64: string): Uint8Array {
+  if ((globalThis as any).Buffer) {
+    return Uint8Array.from((globalThis as any).Buffer.from(b64, "base64"));
+  } else {
+    const bin = globalThis.atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) {
+      arr[i] = bin.charCodeAt(i);
+    }
+    return arr;
+  }
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  if ((globalThis as any).Buffer) {
+    return (globalThis as any).Buffer.from(arr).toString("base64");
+  } else {
+    const bin: string[] = [];
+    arr.forEach((byte) => {
+      bin.push(globalThis.String.fromCharCode(byte));
+    });
+    return globalThis.btoa(bin.join(""));
+  }
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

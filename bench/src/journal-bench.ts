@@ -1,0 +1,215 @@
+/**
+ * Journal benchmark: append throughput against the raw sequential write speed of the same disk
+ * (same sync policy, same bytes per write), large reads from the page cache, and the multiplexed
+ * engine with very many shards. Run: `node --expose-gc bench/dist/src/journal-bench.js [dir]`.
+ * Env: BENCH_SECONDS (per case, default 1.5), BENCH_SHARDS (multiplexed, default 1000000),
+ * BENCH_READ_MB (data read back, default 512).
+ */
+import { open, rm, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeRecordBatch, EngineKind, FsyncPolicy, type Journal } from '@robustmq/journal';
+import { openTestJournal } from '@robustmq/journal/testing';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
+const SHARDS = Number(process.env.BENCH_SHARDS ?? 1_000_000);
+const READ_MB = Number(process.env.BENCH_READ_MB ?? 512);
+const baseDir = process.argv[2] ?? (await mkdtemp(join(tmpdir(), 'journal-bench-')));
+
+interface Row {
+  case: string;
+  policy: string;
+  'MB/s': string;
+  'records/s': string;
+  'vs raw': string;
+}
+const rows: Row[] = [];
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function makeBatch(recordBytes: number, records: number): Buffer {
+  const value = Buffer.alloc(recordBytes, 0x61);
+  return encodeRecordBatch(Array.from({ length: records }, () => ({ key: null, value })));
+}
+
+/** Sequential writes of `bytesPerWrite` to a fresh file, fdatasync after each under `always`. */
+async function rawWrite(dir: string, bytesPerWrite: number, policy: FsyncPolicy): Promise<number> {
+  const path = join(dir, `raw-${bytesPerWrite}-${policy}.bin`);
+  const fh = await open(path, 'w');
+  const buf = Buffer.alloc(bytesPerWrite, 0x62);
+  let pos = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  while (performance.now() < end) {
+    await fh.write(buf, 0, buf.length, pos);
+    if (policy === FsyncPolicy.Always) await fh.datasync();
+    pos += buf.length;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await fh.close();
+  await rm(path);
+  return pos / secs;
+}
+
+async function journalAppend(
+  j: Journal,
+  shard: string,
+  batch: Buffer,
+  inFlight: number,
+): Promise<{ bytesPerSec: number; batchesPerSec: number }> {
+  let batches = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  const worker = async (): Promise<void> => {
+    const own = Buffer.from(batch); // append rewrites baseOffset in place
+    while (performance.now() < end) {
+      await j.append(shard, own);
+      batches++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const secs = (performance.now() - t0) / 1000;
+  return { bytesPerSec: (batches * batch.length) / secs, batchesPerSec: batches / secs };
+}
+
+async function appendCases(): Promise<void> {
+  const dir = join(baseDir, 'append');
+  const j = await openTestJournal(dir, { config: { retentionMs: -1, segmentBytes: 256 * 1024 * 1024 } });
+  let n = 0;
+  for (const policy of [FsyncPolicy.Never, FsyncPolicy.Always]) {
+    for (const recordBytes of [100, 1024]) {
+      for (const [records, inFlight] of [[1, 1], [16, 1], [256, 1], [256, 4], ...(policy === FsyncPolicy.Always ? [[1, 64]] : [])] as [
+        number,
+        number,
+      ][]) {
+        const batch = makeBatch(recordBytes, records);
+        const raw = await rawWrite(dir, batch.length, policy);
+        const shard = `bench-${n++}`;
+        await j.createShard(shard, { engine: EngineKind.Segment, config: { fsyncPolicy: policy } });
+        const r = await journalAppend(j, shard, batch, inFlight);
+        rows.push({
+          case: `append ${recordBytes} B × ${records}/batch${inFlight > 1 ? `, ${inFlight} in flight` : ''}`,
+          policy,
+          'MB/s': `${fmt(r.bytesPerSec / 1e6, 1)} (raw ${fmt(raw / 1e6, 1)})`,
+          'records/s': fmt(r.batchesPerSec * records),
+          // with several in flight, raw (one writer, one sync per write) is not the same workload
+          'vs raw': inFlight > 1 ? 'n/a' : fmt(r.bytesPerSec / raw, 2),
+        });
+        await j.deleteShard(shard);
+      }
+    }
+  }
+  await j.close();
+}
+
+async function readCases(): Promise<void> {
+  const dir = join(baseDir, 'read');
+  const j = await openTestJournal(dir, { config: { retentionMs: -1, fsyncPolicy: FsyncPolicy.Never } });
+  const batch = makeBatch(1024, 256);
+  for (const verifyReads of [true, false]) {
+    const shard = `read-${verifyReads}`;
+    await j.createShard(shard, { engine: EngineKind.Segment, config: { verifyReads } });
+    let written = 0;
+    const own = Buffer.from(batch);
+    while (written < READ_MB * 1024 * 1024) {
+      await j.append(shard, own);
+      written += own.length;
+    }
+    const latest = await j.latestOffset(shard);
+    for (const maxBytes of [1 << 20, 8 << 20]) {
+      // first pass warms the page cache; time the next two
+      let bytes = 0;
+      let t0 = 0;
+      for (let pass = 0; pass < 3; pass++) {
+        if (pass === 1) t0 = performance.now();
+        let next = 0n;
+        while (next < latest) {
+          const r = await j.read(shard, next, { maxBytes });
+          if (pass > 0) bytes += r.data.length;
+          next = r.nextOffset;
+        }
+      }
+      const secs = (performance.now() - t0) / 1000;
+      rows.push({
+        case: `read ${fmt(READ_MB)} MiB, maxBytes ${maxBytes >> 20} MiB, verifyReads=${verifyReads}`,
+        policy: 'page cache',
+        'MB/s': fmt(bytes / secs / 1e6, 0),
+        'records/s': fmt(((bytes / batch.length) * 256) / secs),
+        'vs raw': '',
+      });
+    }
+    await j.deleteShard(shard);
+  }
+  await j.close();
+}
+
+function heapAfterGc(): number {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+async function multiplexedCase(): Promise<void> {
+  const dir = join(baseDir, 'multiplexed');
+  const j = await openTestJournal(dir, { config: { fsyncPolicy: FsyncPolicy.Interval } });
+  const heap0 = heapAfterGc();
+  const batch = makeBatch(100, 1);
+  const chunk = 10_000;
+  const t0 = performance.now();
+  for (let i = 0; i < SHARDS; i += chunk) {
+    const names = Array.from({ length: Math.min(chunk, SHARDS - i) }, (_, k) => `inbox/client-${i + k}`);
+    await Promise.all(names.map((name) => j.createShard(name, { engine: EngineKind.Multiplexed })));
+  }
+  const tCreate = performance.now();
+  for (let i = 0; i < SHARDS; i += chunk) {
+    const names = Array.from({ length: Math.min(chunk, SHARDS - i) }, (_, k) => `inbox/client-${i + k}`);
+    await Promise.all(names.map((name) => j.append(name, Buffer.from(batch))));
+  }
+  const tAppend = performance.now();
+  const heap1 = heapAfterGc();
+  const perShard = (heap1 - heap0) / SHARDS;
+  rows.push({
+    case: `multiplexed: create ${fmt(SHARDS)} shards`,
+    policy: 'interval',
+    'MB/s': `${fmt((tCreate - t0) / 1000, 1)} s`,
+    'records/s': `${fmt(SHARDS / ((tCreate - t0) / 1000))} creates/s`,
+    'vs raw': '',
+  });
+  rows.push({
+    case: `multiplexed: append 1 × 100 B to each`,
+    policy: 'interval',
+    'MB/s': `${fmt((tAppend - tCreate) / 1000, 1)} s`,
+    'records/s': fmt(SHARDS / ((tAppend - tCreate) / 1000)),
+    'vs raw': '',
+  });
+  rows.push({
+    case: `multiplexed: heap per idle shard${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: approximate)'}`,
+    policy: '',
+    'MB/s': `${fmt(perShard, 0)} B`,
+    'records/s': `heap ${fmt(heap1 / 1e6, 0)} MB, rss ${fmt(process.memoryUsage().rss / 1e6, 0)} MB`,
+    'vs raw': '',
+  });
+  const tReopen = performance.now();
+  await j.close();
+  const j2 = await openTestJournal(dir);
+  rows.push({
+    case: `multiplexed: close + reopen with ${fmt(SHARDS)} shards`,
+    policy: '',
+    'MB/s': `${fmt((performance.now() - tReopen) / 1000, 1)} s`,
+    'records/s': '',
+    'vs raw': '',
+  });
+  await j2.close();
+}
+
+try {
+  console.log(`journal bench in ${baseDir} (${SECONDS} s per append case)`);
+  await appendCases();
+  await readCases();
+  await multiplexedCase();
+  console.table(rows);
+} finally {
+  if (process.argv[2] === undefined) await rm(baseDir, { recursive: true, force: true });
+}

@@ -1,0 +1,30 @@
+import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket, Packet } from 'mqtt-packet';
+import { PacketType, encodeAck } from '../codec.js';
+import { ReasonCode } from '../reason-codes.js';
+import type { Connection } from '../connection.js';
+
+/** PUBACK (§3.4): the client received an outbound QoS 1 message. Unknown ids are ignored. */
+export function handlePuback(conn: Connection, p: Packet): void {
+  conn.session?.onPuback((p as IPubackPacket).messageId ?? 0);
+}
+
+/** PUBREC (§3.5): answer PUBREL with the same id [MQTT-4.3.3-4]; 0x92 when unknown (5.0). */
+export function handlePubrec(conn: Connection, p: Packet): void {
+  const r = p as IPubrecPacket;
+  const id = r.messageId ?? 0;
+  const known = conn.session?.onPubrec(id, r.reasonCode ?? 0) ?? false;
+  if ((r.reasonCode ?? 0) >= 0x80) return;
+  conn.write(encodeAck(PacketType.Pubrel, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion));
+}
+
+/** PUBREL (§3.6): release the inbound QoS 2 id and answer PUBCOMP [MQTT-4.3.3-11]. */
+export function handlePubrel(conn: Connection, p: Packet): void {
+  const id = (p as IPubrelPacket).messageId ?? 0;
+  const known = conn.session?.inboundQos2.delete(id) ?? false;
+  conn.respond(encodeAck(PacketType.Pubcomp, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion));
+}
+
+/** PUBCOMP (§3.7): the outbound QoS 2 exchange is complete. */
+export function handlePubcomp(conn: Connection, p: Packet): void {
+  conn.session?.onPubcomp((p as IPubcompPacket).messageId ?? 0);
+}

@@ -1,0 +1,210 @@
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import {
+  encodePacket,
+  isValidUtf8,
+  peekConnectProtocol,
+  type Frame,
+  type PacketDecoder,
+  type PublishProperties,
+  type UserProperty,
+} from '../codec.js';
+import { MqttProtocolError, ReasonCode, toConnectReturnCode } from '../reason-codes.js';
+import { checkTopicName } from '../topic.js';
+import { NEVER_EXPIRES } from '../session.js';
+import type { Connection } from '../connection.js';
+import type { StoredMessage, WillRecord } from '../stores/types.js';
+
+/** mqtt-packet's user properties (an object of string | string[]) as ordered pairs. */
+export function toUserProperties(up: Record<string, string | string[]> | undefined): UserProperty[] | undefined {
+  if (up === undefined) return undefined;
+  const out: UserProperty[] = [];
+  for (const [k, v] of Object.entries(up)) {
+    if (Array.isArray(v)) for (const x of v) out.push([k, x]);
+    else out.push([k, v]);
+  }
+  return out;
+}
+
+/** A string decoded by mqtt-packet (which replaces bad bytes by U+FFFD) that was valid UTF-8 without U+0000. */
+export function isCleanString(s: string): boolean {
+  return !s.includes('\ufffd') && !s.includes('\u0000');
+}
+
+function sendConnack(conn: Connection, reasonCode: number, sessionPresent: boolean, properties?: IConnackPacket['properties']): void {
+  const p: IConnackPacket =
+    conn.protocolVersion === 5
+      ? { cmd: 'connack', sessionPresent, reasonCode, ...(properties !== undefined ? { properties } : {}) }
+      : { cmd: 'connack', sessionPresent, returnCode: toConnectReturnCode(reasonCode) };
+  conn.write(encodePacket(p, conn.protocolVersion === 5 ? 5 : 4));
+}
+
+/** Refuses the CONNECT: CONNACK with the reason, then the connection closes [MQTT-3.2.2-6] [MQTT-3.2.2-7]. */
+function refuse(conn: Connection, reasonCode: number, why: string): void {
+  conn.log.info({ clientId: conn.clientId, reasonCode, why }, 'mqtt connect refused');
+  conn.engine.metrics.disconnects.inc({ reason: 'connect_refused' });
+  sendConnack(conn, reasonCode, false, conn.protocolVersion === 5 && conn.requestProblemInformation ? { reasonString: why } : undefined);
+  conn.close();
+}
+
+/**
+ * CONNECT (spec §3.1): validates protocol name and level, flags, client identifier, will and
+ * properties; opens, resumes or takes over the session; answers CONNACK.
+ */
+export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder): void {
+  const engine = conn.engine;
+  const c = engine.config;
+  const proto = peekConnectProtocol(f);
+  if (proto === undefined) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'truncated CONNECT');
+  const known =
+    (proto.name === 'MQTT' && (proto.level === 4 || proto.level === 5)) || (proto.name === 'MQIsdp' && proto.level === 3 && c.allowMqtt31);
+  if (!known) {
+    if (proto.name !== 'MQTT' && proto.name !== 'MQIsdp') {
+      // An incorrect protocol name: the server MAY disconnect [MQTT-3.1.2-1]
+      throw new MqttProtocolError(ReasonCode.UnsupportedProtocolVersion, `protocol name ${JSON.stringify(proto.name)}`);
+    }
+    // Unsupported level: CONNACK 0x01 (3.1.1 format) then close [MQTT-3.1.2-2]
+    conn.protocolVersion = 4;
+    refuse(conn, ReasonCode.UnsupportedProtocolVersion, `protocol level ${proto.level}`);
+    return;
+  }
+  conn.protocolVersion = proto.level;
+  decoder.protocolVersion = proto.level;
+  const p = decoder.decode(f) as IConnectPacket;
+  const v5 = proto.level === 5;
+  const props = p.properties;
+  if (v5 && props?.requestProblemInformation === false) conn.requestProblemInformation = false;
+
+  // 3.1.1: a password requires a username [MQTT-3.1.2-22]
+  if (!v5 && p.password !== undefined && p.username === undefined)
+    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'password without username');
+  if (p.will !== undefined && (p.will.qos as number) > 2) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'will QoS 3');
+  if (!isCleanString(p.clientId) || (p.username !== undefined && !isCleanString(p.username))) {
+    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'ill-formed UTF-8 in CONNECT');
+  }
+  if (v5) {
+    if (props?.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'receive maximum 0');
+    if (props?.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'maximum packet size 0');
+  }
+
+  let clientId = p.clientId;
+  conn.clientId = clientId;
+  conn.log = conn.log.child({ clientId });
+  let assigned: string | undefined;
+  if (clientId.length === 0) {
+    // 3.1 requires 1-23 characters; 3.1.1 allows an empty id only with CleanSession=1
+    // [MQTT-3.1.3-7] [MQTT-3.1.3-8]; 5.0 assigns one and returns it [MQTT-3.1.3-6] [MQTT-3.2.2-16]
+    if (!c.allowEmptyClientId || proto.level === 3 || (proto.level === 4 && !p.clean)) {
+      refuse(conn, ReasonCode.ClientIdentifierNotValid, 'empty client identifier');
+      return;
+    }
+    clientId = engine.assignClientId();
+    conn.clientId = clientId;
+    if (v5) assigned = clientId;
+  }
+
+  if (v5 && props?.authenticationMethod !== undefined) {
+    // No enhanced authentication method is supported (5.0 §4.12)
+    refuse(conn, ReasonCode.BadAuthenticationMethod, `authentication method ${props.authenticationMethod} not supported`);
+    return;
+  }
+
+  if (engine.connectedCount >= c.maxConnections) {
+    engine.limitHit('connections', clientId);
+    conn.log.warn({ clientId, maxConnections: c.maxConnections }, 'connection limit reached');
+    refuse(conn, v5 ? ReasonCode.QuotaExceeded : ReasonCode.ServerUnavailable, 'connection limit reached');
+    return;
+  }
+
+  let will: WillRecord | undefined;
+  if (p.will !== undefined) {
+    const topic = p.will.topic;
+    if (!isCleanString(topic)) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'ill-formed UTF-8 will topic');
+    if (checkTopicName(topic, c) !== undefined) {
+      refuse(conn, ReasonCode.TopicNameInvalid, 'invalid will topic');
+      return;
+    }
+    if (p.will.retain && !c.retainAvailable) {
+      refuse(conn, ReasonCode.RetainNotSupported, 'retain not available');
+      return;
+    }
+    const wp = p.will.properties;
+    const payload = Buffer.isBuffer(p.will.payload) ? p.will.payload : Buffer.from(p.will.payload);
+    if (wp?.payloadFormatIndicator === true && !isValidUtf8(payload)) {
+      refuse(conn, ReasonCode.PayloadFormatInvalid, 'will payload is not UTF-8');
+      return;
+    }
+    const now = Date.now();
+    const message: StoredMessage = {
+      topic,
+      payload: Buffer.from(payload),
+      qos: (p.will.qos ?? 0) as 0 | 1 | 2,
+      retain: p.will.retain === true,
+      receivedAt: now,
+      publisherId: clientId,
+    };
+    if (wp !== undefined) {
+      const mp: PublishProperties = {};
+      if (wp.payloadFormatIndicator !== undefined) mp.payloadFormatIndicator = wp.payloadFormatIndicator ? 1 : 0;
+      if (wp.contentType !== undefined) mp.contentType = wp.contentType;
+      if (wp.responseTopic !== undefined) mp.responseTopic = wp.responseTopic;
+      if (wp.correlationData !== undefined) mp.correlationData = Buffer.from(wp.correlationData);
+      const up = toUserProperties(wp.userProperties as Record<string, string | string[]> | undefined);
+      if (up !== undefined) mp.userProperties = up;
+      if (wp.messageExpiryInterval !== undefined) mp.messageExpiryInterval = wp.messageExpiryInterval;
+      message.properties = mp;
+    }
+    will = { message, delaySec: wp?.willDelayInterval ?? 0 };
+  }
+
+  // Session Expiry Interval: 5.0 from the property (absent = 0); 3.x CleanSession=0 sessions
+  // never expire unless a maximum is configured.
+  let expirySec: number;
+  if (v5) expirySec = props?.sessionExpiryInterval ?? 0;
+  else expirySec = p.clean ? 0 : NEVER_EXPIRES;
+  let expiryChanged = false;
+  if (c.maxSessionExpirySec > 0 && expirySec > c.maxSessionExpirySec) {
+    expirySec = c.maxSessionExpirySec;
+    expiryChanged = true;
+  }
+
+  // Keep alive: the server may impose its own (5.0 Server Keep Alive [MQTT-3.2.2-21])
+  let keepAlive = p.keepalive ?? 0;
+  let serverKeepAlive: number | undefined;
+  if (c.maxKeepAliveSec > 0 && (keepAlive === 0 || keepAlive > c.maxKeepAliveSec)) {
+    if (v5) {
+      keepAlive = c.maxKeepAliveSec;
+      serverKeepAlive = keepAlive;
+    }
+  }
+  conn.keepAliveSec = keepAlive;
+  if (v5) {
+    conn.outboundWindow = Math.min(props?.receiveMaximum ?? 65535, c.maxInflightMessages);
+    if (props?.maximumPacketSize !== undefined) conn.clientMaxPacketSize = props.maximumPacketSize;
+    conn.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;
+  }
+  conn.decoderVersion = proto.level;
+
+  const { session, present } = engine.openSession(conn, clientId, !p.clean, expirySec, proto.level, will);
+
+  let connackProps: IConnackPacket['properties'];
+  if (v5) {
+    connackProps = {
+      receiveMaximum: c.receiveMaximum,
+      maximumPacketSize: c.maxPacketSizeBytes,
+      topicAliasMaximum: c.topicAliasMaximum,
+      retainAvailable: c.retainAvailable,
+      wildcardSubscriptionAvailable: true,
+      subscriptionIdentifiersAvailable: true,
+      sharedSubscriptionAvailable: true,
+    };
+    if (expiryChanged) connackProps.sessionExpiryInterval = expirySec;
+    if (assigned !== undefined) connackProps.assignedClientIdentifier = assigned;
+    if (serverKeepAlive !== undefined) connackProps.serverKeepAlive = serverKeepAlive;
+    // Request Response Information: the server MAY answer with a prefix for response topics
+    if (props?.requestResponseInformation === true) connackProps.responseInformation = `$response/${clientId}/`;
+  }
+  conn.connected = true;
+  sendConnack(conn, ReasonCode.Success, present, connackProps);
+  engine.onConnected(conn);
+  if (present) session.resume();
+}

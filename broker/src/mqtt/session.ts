@@ -1,0 +1,268 @@
+import { Deque } from './deque.js';
+import { isExpired, type Message } from './message.js';
+import type { SharedGroup, Subscription } from './subscription-trie.js';
+import type { InboxEntry, SessionRecord, WillRecord } from './stores/types.js';
+import type { Connection } from './connection.js';
+import type { MqttEngine } from './engine.js';
+import { DropReason } from './metrics.js';
+import { DropPolicy } from './config.js';
+
+/** Session Expiry Interval meaning "never" (5.0 §3.1.2.11.2). */
+export const NEVER_EXPIRES = 0xffffffff;
+
+/** One message on its way to a session: queued, or in flight under a packet identifier. */
+export interface Delivery {
+  message: Message;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  subscriptionIds: number[] | undefined;
+  /** Id in the session's inbox store; 0 when not stored. */
+  inboxId: number;
+  /** Shared group it was routed through, for redispatch when this member leaves. */
+  group: SharedGroup<Session> | undefined;
+  packetId: number;
+  /** For QoS 2: PUBREC received and PUBREL sent. */
+  released: boolean;
+}
+
+/**
+ * MQTT session state (spec §4.1): subscriptions, outbound QoS 1/2 in flight and queued,
+ * inbound QoS 2 packet ids not yet released, the will. Lives while connected and, when
+ * persistent, after the connection ends until it expires.
+ *
+ * How delivery works: a QoS 0 message goes straight to the socket when online (dropped
+ * otherwise). A QoS 1/2 message goes in flight at once when online and the window (the
+ * client's Receive Maximum, bounded by config) has room; otherwise it is queued, bounded by
+ * `maxQueuedMessages` with the drop policy. A queued message of a persistent session is also
+ * appended to the inbox store, and `deliver` returns that append's promise so the publisher's
+ * PUBACK waits until the copy is durable (DESIGN §2.2).
+ */
+export class Session {
+  readonly clientId: string;
+  readonly engine: MqttEngine;
+  protocolVersion: number;
+  expiryIntervalSec: number;
+  conn: Connection | undefined;
+  readonly subscriptions = new Map<string, Subscription<Session>>();
+  readonly inflight = new Map<number, Delivery>();
+  readonly queue = new Deque<Delivery>();
+  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-10]. */
+  readonly inboundQos2 = new Set<number>();
+  will: WillRecord | undefined;
+  willTimer: NodeJS.Timeout | undefined;
+  expiryTimer: NodeJS.Timeout | undefined;
+  disconnectedAt: number | undefined;
+  ended = false;
+  #nextPacketId = 1;
+  nextInboxId = 1;
+
+  constructor(engine: MqttEngine, clientId: string, protocolVersion: number, expiryIntervalSec: number) {
+    this.engine = engine;
+    this.clientId = clientId;
+    this.protocolVersion = protocolVersion;
+    this.expiryIntervalSec = expiryIntervalSec;
+  }
+
+  get isPersistent(): boolean {
+    return this.expiryIntervalSec > 0;
+  }
+
+  /** Queues or sends `d`; returns a promise when the message had to be stored first. */
+  deliver(d: Delivery): Promise<void> | undefined {
+    const conn = this.conn;
+    if (d.qos === 0) {
+      if (conn === undefined) {
+        this.engine.countDrop(DropReason.OfflineQos0);
+        return undefined;
+      }
+      conn.sendPublish(d, false);
+      return undefined;
+    }
+    if (conn !== undefined && this.queue.length === 0 && this.inflight.size < conn.outboundWindow) {
+      this.#send(d, conn);
+      return undefined;
+    }
+    return this.#enqueue(d);
+  }
+
+  #enqueue(d: Delivery): Promise<void> | undefined {
+    const engine = this.engine;
+    const c = engine.config;
+    if (this.queue.length >= c.maxQueuedMessages) {
+      engine.limitHit('queued_messages', this.clientId);
+      if (c.queueDropPolicy === DropPolicy.DropNew) {
+        engine.countDrop(DropReason.QueueFull);
+        return undefined;
+      }
+      const old = this.queue.shift() as Delivery;
+      engine.countDrop(DropReason.QueueFull);
+      engine.queuedDelta(-1);
+      if (old.inboxId > 0) void engine.stores.inbox.ack(this.clientId, [old.inboxId]).catch((err) => engine.storeError(err));
+    }
+    this.queue.push(d);
+    engine.queuedDelta(1);
+    if (!this.isPersistent || d.inboxId > 0) return undefined;
+    d.inboxId = this.nextInboxId++;
+    return engine.stores.inbox.append(this.clientId, [toEntry(d)]);
+  }
+
+  #allocPacketId(): number {
+    for (;;) {
+      const id = this.#nextPacketId;
+      this.#nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+
+  #send(d: Delivery, conn: Connection): void {
+    d.packetId = this.#allocPacketId();
+    d.released = false;
+    this.inflight.set(d.packetId, d);
+    this.engine.inflightDelta(1);
+    conn.sendPublish(d, false);
+  }
+
+  /** Moves queued messages in flight while the window has room; expired ones are dropped. */
+  pump(): void {
+    const conn = this.conn;
+    if (conn === undefined) return;
+    const now = Date.now();
+    while (this.queue.length > 0 && this.inflight.size < conn.outboundWindow && this.conn === conn) {
+      const d = this.queue.shift() as Delivery;
+      this.engine.queuedDelta(-1);
+      if (isExpired(d.message, now)) {
+        // An expired message is never delivered (5.0 §3.3.2.3.3)
+        this.engine.countDrop(DropReason.Expired);
+        this.#forget(d);
+        continue;
+      }
+      this.#send(d, conn);
+    }
+  }
+
+  /** After reconnecting to an existing session: resend unacknowledged PUBLISH (DUP) and PUBREL [MQTT-4.4.0-1]. */
+  resume(): void {
+    const conn = this.conn;
+    if (conn === undefined) return;
+    for (const d of this.inflight.values()) {
+      if (d.released) conn.sendPubrel(d.packetId);
+      else conn.sendPublish(d, true);
+    }
+    this.pump();
+  }
+
+  /** PUBACK for an outbound QoS 1 message. */
+  onPuback(packetId: number): boolean {
+    const d = this.inflight.get(packetId);
+    if (d === undefined || d.qos !== 1) return false;
+    this.#complete(d);
+    return true;
+  }
+
+  /** PUBREC for an outbound QoS 2 message; false when the id is unknown. */
+  onPubrec(packetId: number, reasonCode: number): boolean {
+    const d = this.inflight.get(packetId);
+    if (d === undefined || d.qos !== 2) return false;
+    if (reasonCode >= 0x80) {
+      // A PUBREC with a failure reason ends the exchange (5.0 §4.3.3)
+      this.#complete(d);
+      return true;
+    }
+    d.released = true;
+    return true;
+  }
+
+  onPubcomp(packetId: number): boolean {
+    const d = this.inflight.get(packetId);
+    if (d === undefined || d.qos !== 2) return false;
+    this.#complete(d);
+    return true;
+  }
+
+  #complete(d: Delivery): void {
+    this.inflight.delete(d.packetId);
+    this.engine.inflightDelta(-1);
+    this.#forget(d);
+    this.pump();
+  }
+
+  #forget(d: Delivery): void {
+    if (d.inboxId > 0) void this.engine.stores.inbox.ack(this.clientId, [d.inboxId]).catch((err) => this.engine.storeError(err));
+  }
+
+  /**
+   * Takes back the QoS 1/2 messages this session got through shared subscriptions and has not
+   * completed (in flight before PUBREC, or queued), so they can go to another member.
+   */
+  takeShared(): Delivery[] {
+    const out: Delivery[] = [];
+    for (const [id, d] of this.inflight) {
+      if (d.group !== undefined && !d.released) {
+        this.inflight.delete(id);
+        this.engine.inflightDelta(-1);
+        this.#forget(d);
+        out.push(d);
+      }
+    }
+    const before = this.queue.length;
+    this.queue.filter((d) => {
+      if (d.group === undefined) return true;
+      this.#forget(d);
+      out.push(d);
+      return false;
+    });
+    this.engine.queuedDelta(this.queue.length - before);
+    return out;
+  }
+
+  /** Stores the in-flight messages not yet in the inbox, so a restart redelivers them. */
+  persistInflight(): Promise<void> | undefined {
+    if (!this.isPersistent) return undefined;
+    const entries: InboxEntry[] = [];
+    for (const d of this.inflight.values()) {
+      if (d.inboxId === 0 && d.qos > 0) {
+        d.inboxId = this.nextInboxId++;
+        entries.push(toEntry(d));
+      }
+    }
+    return entries.length === 0 ? undefined : this.engine.stores.inbox.append(this.clientId, entries);
+  }
+
+  /** Drops every queued and in-flight message (the session ends). */
+  clearMessages(): void {
+    this.engine.inflightDelta(-this.inflight.size);
+    this.engine.queuedDelta(-this.queue.length);
+    this.inflight.clear();
+    this.queue.clear();
+    this.inboundQos2.clear();
+  }
+
+  toRecord(): SessionRecord {
+    const r: SessionRecord = {
+      clientId: this.clientId,
+      protocolVersion: this.protocolVersion,
+      expiryIntervalSec: this.expiryIntervalSec,
+      subscriptions: [...this.subscriptions.values()].map((s) => {
+        const rec: SessionRecord['subscriptions'][number] = {
+          filter: s.filter,
+          qos: s.qos,
+          noLocal: s.noLocal,
+          retainAsPublished: s.retainAsPublished,
+          retainHandling: s.retainHandling,
+        };
+        if (s.subscriptionId !== undefined) rec.subscriptionId = s.subscriptionId;
+        return rec;
+      }),
+    };
+    if (this.will !== undefined) r.will = this.will;
+    if (this.disconnectedAt !== undefined) r.disconnectedAt = this.disconnectedAt;
+    return r;
+  }
+}
+
+export function toEntry(d: Delivery): InboxEntry {
+  const { cache: _cache, ...message } = d.message;
+  const e: InboxEntry = { id: d.inboxId, message, qos: d.qos as 1 | 2, retain: d.retain };
+  if (d.subscriptionIds !== undefined) e.subscriptionIds = d.subscriptionIds;
+  return e;
+}

@@ -1,0 +1,452 @@
+import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
+import { FsyncPolicy, type JournalConfig, type ShardConfig } from './config.js';
+import { CorruptSegmentError } from './errors.js';
+import { fsyncDir, wrapFsError, writeFileAtomic } from './fs-util.js';
+import { GroupCommitQueue } from './group-commit.js';
+import type { JournalMetrics } from './metrics.js';
+import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BatchField, decodeRecordBatch } from './record-batch.js';
+import { Segment, batchFramingProblem } from './segment.js';
+import { assignOffsets, checkOffset, type AppendInput, type AppendResult, type EngineReadResult } from './storage-engine.js';
+
+const CLEAN_MARKER = '.clean';
+const LOG_START_FILE = 'log-start-offset';
+
+/**
+ * One shard of the segment engine: a directory of segments, the last one active.
+ *
+ * How this works: appends go through a GroupCommitQueue, so they are serialized and every batch
+ * waiting while a write+fsync runs is written by the next single `writev` (and covered by one
+ * fsync under policy `always`). Offsets are assigned by overwriting each batch's baseOffset just
+ * before the write. `hw` (next offset) and the active segment's `size` move only after the write
+ * (and fsync) completed, so readers never see bytes that could still vanish. A failed write is
+ * truncated away; if even that fails the shard refuses appends until reopened.
+ */
+export class SegmentLog {
+  readonly name: string;
+  readonly dir: string;
+  readonly config: JournalConfig;
+  readonly overrides: ShardConfig;
+  segments: Segment[] = [];
+  logStart = 0n;
+  /** High watermark: the next offset to be written; everything below is readable. */
+  hw = 0n;
+  private readonly log: Logger;
+  private readonly metrics: JournalMetrics;
+  private readonly queue: GroupCommitQueue<AppendInput, AppendResult>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private dirty = false;
+  private failed: RobustError | null = null;
+  private closed = false;
+
+  private constructor(name: string, dir: string, config: JournalConfig, overrides: ShardConfig, log: Logger, metrics: JournalMetrics) {
+    this.name = name;
+    this.dir = dir;
+    this.config = config;
+    this.overrides = overrides;
+    this.log = log.child({ shard: name });
+    this.metrics = metrics;
+    this.queue = new GroupCommitQueue((items) => this.writeGroup(items));
+  }
+
+  get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /** Opens (recovering) or, with `fresh`, creates the shard directory. */
+  static async open(
+    name: string,
+    dir: string,
+    config: JournalConfig,
+    overrides: ShardConfig,
+    log: Logger,
+    metrics: JournalMetrics,
+    fresh: boolean,
+  ): Promise<SegmentLog> {
+    const s = new SegmentLog(name, dir, config, overrides, log, metrics);
+    try {
+      if (fresh) await rm(dir, { recursive: true, force: true }); // leftovers of a crashed delete
+      await mkdir(dir, { recursive: true });
+      await s.recover();
+    } catch (err) {
+      for (const seg of s.segments) await seg.close();
+      throw wrapFsError(err, `open shard ${name} in ${dir}`);
+    }
+    s.startTimers();
+    return s;
+  }
+
+  private async recover(): Promise<void> {
+    const files = await readdir(this.dir);
+    const bases = files
+      .filter((f) => /^\d{20}\.log$/.test(f))
+      .map((f) => BigInt(f.slice(0, 20)))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    try {
+      this.logStart = BigInt((await readFile(join(this.dir, LOG_START_FILE), 'utf8')).trim());
+    } catch {
+      this.logStart = 0n;
+    }
+    const clean = files.includes(CLEAN_MARKER);
+    if (clean) {
+      await unlink(join(this.dir, CLEAN_MARKER));
+      await fsyncDir(this.dir);
+    }
+    if (bases.length === 0) {
+      this.segments.push(await Segment.create(this.dir, this.logStart));
+      await fsyncDir(this.dir);
+    }
+    for (let i = 0; i < bases.length; i++) {
+      const seg = await Segment.open(this.dir, bases[i]!);
+      this.segments.push(seg);
+      const nextBase = bases[i + 1] ?? null;
+      if (nextBase !== null) {
+        seg.sealed = true;
+        if (!(await seg.loadIndexes(nextBase))) {
+          const r = await seg.rebuild(this.config.indexIntervalBytes, seg.size);
+          if (r.problem) {
+            this.log.warn(
+              { file: seg.logPath, position: r.validEnd, reason: r.problem },
+              'corrupt sealed segment; later data stays readable',
+            );
+          }
+          seg.nextOffset = nextBase;
+          await seg.writeIndexes(true);
+          this.log.info({ file: seg.logPath }, 'segment index rebuilt');
+        }
+      } else {
+        await this.recoverActive(seg, clean);
+      }
+    }
+    this.hw = this.active.nextOffset;
+    const first = this.segments[0]!.baseOffset;
+    if (this.logStart < first) this.logStart = first;
+    if (this.logStart > this.hw) this.logStart = this.hw;
+  }
+
+  /** The active segment after a clean close: trust the indexes and check the tail; else rescan it all. */
+  private async recoverActive(seg: Segment, clean: boolean): Promise<void> {
+    const fileSize = seg.size;
+    let r: { validEnd: number; problem: string | null };
+    if (clean && (await seg.loadIndexes(null))) {
+      const from = seg.index.lastPosition();
+      seg.nextOffset = seg.baseOffset + BigInt(seg.index.lastRelOffset());
+      seg.bytesSinceIndex = 0;
+      r = await seg.scan(from, fileSize, true, (b) => {
+        seg.noteBatch(b.position, b.size, b.baseOffset, b.endOffset, b.maxTimestamp, this.config.indexIntervalBytes);
+      });
+    } else {
+      r = await seg.rebuild(this.config.indexIntervalBytes, fileSize);
+    }
+    if (r.validEnd < fileSize) {
+      const bytes = fileSize - r.validEnd;
+      this.log.warn(
+        { file: seg.logPath, position: r.validEnd, bytes, reason: r.problem ?? 'trailing bytes' },
+        'truncating torn or corrupt log tail',
+      );
+      this.metrics.recoveryTruncatedBytes.inc({ engine: 'segment' }, bytes);
+      seg.index.truncateToPosition(r.validEnd);
+      seg.timeIndex.truncateToRelOffset(Number(seg.nextOffset - seg.baseOffset) + 1);
+      await seg.truncate(r.validEnd);
+      await seg.fh.datasync();
+    }
+  }
+
+  private startTimers(): void {
+    if (this.config.fsyncPolicy === FsyncPolicy.Interval) {
+      this.timers.push(setInterval(() => void this.syncIfDirty(), this.config.fsyncIntervalMs).unref());
+    }
+    if (this.config.retentionMs > 0 || this.config.retentionBytes > 0) {
+      this.timers.push(setInterval(() => void this.enforceRetention(), this.config.retentionCheckIntervalMs).unref());
+    }
+  }
+
+  private async syncIfDirty(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    try {
+      await this.active.fh.datasync();
+      this.metrics.fsyncs.inc({ engine: 'segment' });
+    } catch (err) {
+      this.log.warn({ err }, 'interval fsync failed');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writes
+
+  append(input: AppendInput): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new RobustError(ErrorCode.EngineClosed, `shard ${this.name} is closed`));
+    if (this.failed) return Promise.reject(this.failed);
+    return this.queue.push(input);
+  }
+
+  private async writeGroup(items: AppendInput[]): Promise<(AppendResult | Error)[]> {
+    const results: (AppendResult | Error)[] = [];
+    let part: Buffer[] = [];
+    let partResults: AppendResult[] = [];
+    const flushPart = async (): Promise<void> => {
+      if (part.length === 0) return;
+      await this.writePart(part);
+      results.push(...partResults);
+      part = [];
+      partResults = [];
+    };
+    try {
+      if (this.failed) throw this.failed;
+      let writePos = this.active.size;
+      for (const item of items) {
+        const seg = this.active;
+        const tooBig = writePos > 0 && writePos + item.buf.length > this.config.segmentBytes;
+        const tooOld = writePos > 0 && Date.now() - seg.createdMs >= this.config.segmentMs;
+        if (tooBig || tooOld) {
+          await flushPart();
+          await this.roll();
+          writePos = 0;
+        }
+        const active = this.active;
+        const res = assignOffsets(item, active.nextOffset);
+        for (const b of item.batches) {
+          const base = item.buf.readBigInt64BE(b.position);
+          active.noteBatch(
+            writePos + b.position,
+            b.size,
+            base,
+            base + BigInt(b.lastOffsetDelta + 1),
+            b.maxTimestamp,
+            this.config.indexIntervalBytes,
+          );
+        }
+        writePos += item.buf.length;
+        part.push(item.buf);
+        partResults.push(res);
+      }
+      await flushPart();
+    } catch (err) {
+      const e = wrapFsError(err, `append to shard ${this.name}`);
+      while (results.length < items.length) results.push(e);
+    }
+    return results;
+  }
+
+  /** Writes `bufs` at the end of the active segment; on failure truncates them away again. */
+  private async writePart(bufs: Buffer[]): Promise<void> {
+    const seg = this.active;
+    const start = seg.size;
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    const prevMax = seg.maxTimestamp;
+    try {
+      const { bytesWritten } = bufs.length === 1 ? await seg.fh.write(bufs[0]!, 0, total, start) : await seg.fh.writev(bufs, start);
+      if (bytesWritten !== total) throw new RobustError(ErrorCode.StorageIo, `short write: ${bytesWritten} of ${total} bytes`);
+      if (this.config.fsyncPolicy === FsyncPolicy.Always) {
+        await seg.fh.datasync();
+        this.metrics.fsyncs.inc({ engine: 'segment' });
+      } else this.dirty = true;
+    } catch (err) {
+      seg.index.truncateToPosition(start);
+      seg.timeIndex.truncateToRelOffset(Number(this.hw - seg.baseOffset) + 1);
+      seg.nextOffset = this.hw;
+      seg.maxTimestamp = prevMax;
+      try {
+        await seg.fh.truncate(start);
+      } catch (truncErr) {
+        this.failed = wrapFsError(truncErr, `truncate ${seg.logPath} after a failed write`);
+        this.log.error({ err: truncErr, file: seg.logPath }, 'cannot undo failed write; shard refuses appends until reopened');
+      }
+      throw err;
+    }
+    seg.size = start + total;
+    this.hw = seg.nextOffset;
+  }
+
+  private async roll(): Promise<void> {
+    const old = this.active;
+    await old.writeIndexes(true);
+    old.sealed = true;
+    const seg = await Segment.create(this.dir, old.nextOffset);
+    await fsyncDir(this.dir);
+    this.segments.push(seg);
+    this.metrics.segmentsRolled.inc();
+    this.log.info({ file: seg.logPath, baseOffset: seg.baseOffset.toString() }, 'segment rolled');
+    void this.enforceRetention();
+  }
+
+  /** Deletes whole sealed segments beyond retentionMs / retentionBytes or below logStart. */
+  async enforceRetention(now = Date.now()): Promise<void> {
+    const { retentionMs, retentionBytes } = this.config;
+    let total = this.segments.reduce((n, s) => n + s.size, 0);
+    while (this.segments.length > 1 && !this.closed) {
+      const s = this.segments[0]!;
+      const expired = retentionMs > 0 && Number.isFinite(s.maxTimestamp) && s.maxTimestamp < now - retentionMs;
+      const oversize = retentionBytes > 0 && total - s.size >= retentionBytes;
+      const deleted = s.nextOffset <= this.logStart;
+      if (!expired && !oversize && !deleted) break;
+      this.segments.shift();
+      total -= s.size;
+      const next = this.segments[0]!.baseOffset;
+      if (this.logStart < next) this.logStart = next;
+      await s.destroy();
+      this.metrics.segmentsDeleted.inc();
+      this.log.info({ file: s.logPath, reason: deleted ? 'deleteRecords' : expired ? 'retentionMs' : 'retentionBytes' }, 'segment deleted');
+    }
+  }
+
+  async deleteRecordsBefore(offset: bigint): Promise<bigint> {
+    checkOffset(this.name, offset, this.logStart, this.hw);
+    if (offset > this.logStart) {
+      await writeFileAtomic(join(this.dir, LOG_START_FILE), offset.toString());
+      this.logStart = offset;
+      await this.enforceRetention();
+    }
+    return this.logStart;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // reads
+
+  /** The segment containing `offset` (largest base ≤ offset). */
+  private segmentFor(offset: bigint): Segment {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.segments[lo]!;
+  }
+
+  async read(from: bigint, maxBytes: number): Promise<EngineReadResult> {
+    checkOffset(this.name, from, this.logStart, this.hw);
+    if (from === this.hw) return { data: Buffer.alloc(0), nextOffset: from };
+    const seg = this.segmentFor(from);
+    return seg.withReader(() => this.readSegment(seg, from, maxBytes));
+  }
+
+  private corrupt(seg: Segment, position: number, reason: string): CorruptSegmentError {
+    this.metrics.corruptReads.inc({ engine: 'segment' });
+    return new CorruptSegmentError(seg.logPath, position, reason);
+  }
+
+  /**
+   * One read into one buffer: from the index entry at or before `from`, skip to the batch that
+   * contains `from`, then return whole batches up to maxBytes as a view of that buffer.
+   */
+  private async readSegment(seg: Segment, from: bigint, maxBytes: number): Promise<EngineReadResult> {
+    const end = seg.size;
+    let bufPos = seg.index.lookup(Number(from - seg.baseOffset)).position;
+    let buf = await seg.readAt(bufPos, Math.min(end - bufPos, maxBytes + this.config.indexIntervalBytes));
+    let off = 0;
+    // 1. find the batch containing `from`
+    let size: number;
+    for (;;) {
+      if (off + BATCH_HEADER_BYTES > buf.length) {
+        const pos = bufPos + off;
+        if (pos >= end) return { data: Buffer.alloc(0), nextOffset: seg.nextOffset };
+        buf = await seg.readAt(pos, Math.min(end - pos, maxBytes + BATCH_HEADER_BYTES));
+        bufPos = pos;
+        off = 0;
+        if (buf.length < BATCH_HEADER_BYTES) throw this.corrupt(seg, pos, 'truncated batch header');
+      }
+      const problem = batchFramingProblem(buf, off, end - bufPos - off, false);
+      if (problem) throw this.corrupt(seg, bufPos + off, problem);
+      size = buf.readInt32BE(off + BatchField.BatchLength) + BATCH_LOG_OVERHEAD;
+      const endOffset = buf.readBigInt64BE(off) + BigInt(buf.readInt32BE(off + BatchField.LastOffsetDelta) + 1);
+      if (endOffset > from) break;
+      off += size;
+    }
+    // 2. make sure the buffer holds the first batch whole and as much as maxBytes allows
+    const first = bufPos + off;
+    const want = Math.max(size, Math.min(end - first, maxBytes));
+    if (buf.length - off < want) {
+      buf = await seg.readAt(first, want);
+      bufPos = first;
+      off = 0;
+    }
+    // 3. take whole batches
+    let cur = off;
+    let expected: bigint | null = null;
+    while (cur + BATCH_HEADER_BYTES <= buf.length) {
+      const n = buf.readInt32BE(cur + BatchField.BatchLength) + BATCH_LOG_OVERHEAD;
+      if (cur > off && cur + n - off > maxBytes) break;
+      if (cur + n > buf.length && n >= BATCH_HEADER_BYTES) break;
+      const base = buf.readBigInt64BE(cur);
+      const problem =
+        batchFramingProblem(buf, cur, end - bufPos - cur, this.config.verifyReads) ??
+        (expected !== null && base !== expected ? `base offset ${base} where ${expected} was expected` : null);
+      if (problem) {
+        if (cur === off) throw this.corrupt(seg, bufPos + cur, problem);
+        break; // return the good batches; the next read reports the damage
+      }
+      expected = base + BigInt(buf.readInt32BE(cur + BatchField.LastOffsetDelta) + 1);
+      cur += n;
+    }
+    if (expected === null) throw this.corrupt(seg, first, 'truncated batch');
+    return { data: buf.subarray(off, cur), nextOffset: expected };
+  }
+
+  async offsetForTimestamp(ts: number): Promise<bigint | null> {
+    for (const seg of this.segments) {
+      if (!(seg.maxTimestamp >= ts)) continue;
+      const found = await seg.withReader(async () => {
+        const rel = seg.timeIndex.lookup(ts);
+        const start = seg.index.lookup(rel).position;
+        let hit: bigint | null = null;
+        const r = await seg.scan(start, seg.size, false, (b) => {
+          if (b.maxTimestamp < ts) return true;
+          for (const rec of decodeRecordBatch(b.bytes, { verifyCrc: false }).records) {
+            if (rec.timestamp >= ts && rec.offset >= this.logStart) {
+              hit = rec.offset;
+              return false;
+            }
+          }
+          return true;
+        });
+        if (hit === null && r.problem) throw this.corrupt(seg, r.validEnd, r.problem);
+        return hit;
+      });
+      if (found !== null) return found;
+    }
+    return null;
+  }
+
+  stats(): { bytes: number; records: number } {
+    return { bytes: this.segments.reduce((n, s) => n + s.size, 0), records: Number(this.hw - this.logStart) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // lifecycle
+
+  private stopTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+  }
+
+  /** Flushes everything, writes the active indexes and the clean-shutdown marker. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimers();
+    await this.queue.idle();
+    try {
+      if (!this.failed) {
+        await this.active.writeIndexes(true);
+        await writeFile(join(this.dir, CLEAN_MARKER), '');
+        await fsyncDir(this.dir);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'clean close failed; the next open rebuilds indexes');
+    }
+    for (const seg of this.segments) await seg.close();
+  }
+
+  /** Closes and removes the shard's directory. */
+  async destroy(): Promise<void> {
+    this.closed = true;
+    this.stopTimers();
+    await this.queue.idle();
+    for (const seg of this.segments) await seg.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,457 @@
+import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
+import { RawNode } from '../raft/raw-node.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import { ConfChangeType, type ConfChange } from '../raft/conf-change.js';
+import { EntryType, Role, type Message, type Ready, type Snapshot } from '../raft/types.js';
+import type { Status } from '../raft/raft.js';
+import type { MemoryStorage } from '../raft/storage.js';
+import { RaftWal } from '../storage/raft-wal.js';
+import { KvStore, type KvCommand, type KvResult, type WatchEvent } from '../kv/kv-store.js';
+import { decodeProposal, encodeProposal } from '../kv/command-codec.js';
+import type { MetaMetrics } from './metrics.js';
+
+/** The request reached a node that is not the group's leader, and none is known to forward to. */
+export class NotLeaderError extends RobustError {
+  readonly leaderHint: number;
+  constructor(groupId: number, leaderHint: number) {
+    super(
+      ErrorCode.NotLeader,
+      `meta group ${groupId}: ${leaderHint === 0 ? 'no leader elected yet' : `not the leader; leader is node ${leaderHint}`}`,
+      {
+        retriable: true,
+      },
+    );
+    this.leaderHint = leaderHint;
+  }
+}
+
+export interface RaftGroupOptions {
+  groupId: number;
+  nodeId: number;
+  dir: string;
+  log: Logger;
+  metrics: MetaMetrics;
+  /** Hands this group's outgoing messages to the transport. */
+  send: (messages: readonly Message[]) => void;
+  /** Voters of a brand-new group (bootstrap). Omit to join an existing group as an empty member. */
+  bootstrapVoters?: readonly number[];
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** A snapshot is taken and the log compacted after this many applied entries. */
+  snapshotEntries?: number;
+  proposalTimeoutMs?: number;
+  /** Reports leader changes (leader id, 0 = none). */
+  onLeaderChange?: (leader: number) => void;
+}
+
+interface Pending {
+  resolve: (r: KvResult) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One Raft group on this node: the pure RawNode, its write-ahead log, and the KV state machine.
+ *
+ * How this works: inputs (ticks, peer messages, proposals, read requests) are stepped into the
+ * RawNode synchronously; `#kick()` schedules one drain loop that takes each Ready and handles it
+ * in Raft's order — persist (fsync) the snapshot, entries and hard state; only then send its
+ * messages; apply the snapshot and committed entries to the KV store, answering the proposals
+ * and reads of this node; `advance()`. Inputs that arrive while a Ready is being persisted are
+ * stepped at once and land in the next Ready, which is how proposals batch under load.
+ * Leases expire on the leader only: it tracks deadlines with its own clock (renewed to a full
+ * TTL when it becomes leader) and proposes a revoke for each expired lease.
+ */
+export class RaftGroup {
+  readonly groupId: number;
+  readonly kv = new KvStore();
+  readonly #opts: RaftGroupOptions;
+  readonly #log: Logger;
+  readonly #node: RawNode;
+  readonly #storage: MemoryStorage;
+  readonly #wal: RaftWal;
+  readonly #pending = new Map<string, Pending>();
+  readonly #reads = new Map<string, { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  /** Reads whose read index is known, waiting for the state machine to catch up. */
+  #readWaiters: { index: number; resolve: () => void }[] = [];
+  readonly #confWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  readonly #leaseDeadlines = new Map<number, number>();
+  readonly #revoking = new Set<number>();
+  #seq = 0;
+  readonly #incarnation = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  #applied = 0;
+  #snapshotIndex = 0;
+  #leader = 0;
+  #draining = false;
+  #closed = false;
+  #failed: Error | undefined;
+
+  private constructor(opts: RaftGroupOptions, node: RawNode, storage: MemoryStorage, wal: RaftWal) {
+    this.groupId = opts.groupId;
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#node = node;
+    this.#storage = storage;
+    this.#wal = wal;
+  }
+
+  static async open(opts: RaftGroupOptions): Promise<RaftGroup> {
+    const fresh = await RaftWal.isEmpty(opts.dir);
+    const initial = fresh && opts.bootstrapVoters !== undefined ? { voters: [...opts.bootstrapVoters], learners: [] } : undefined;
+    const { wal, storage, recovery } = await RaftWal.open(opts.dir, opts.log, initial);
+    const node = new RawNode({
+      id: opts.nodeId,
+      storage,
+      electionTick: opts.electionTick ?? 10,
+      heartbeatTick: opts.heartbeatTick ?? 1,
+      checkQuorum: true,
+      preVote: true,
+    });
+    const g = new RaftGroup(opts, node, storage, wal);
+    if (recovery.snapshot !== undefined) {
+      g.kv.restore(recovery.snapshot.data);
+      g.#applied = recovery.snapshot.metadata.index;
+      g.#snapshotIndex = recovery.snapshot.metadata.index;
+    }
+    // A single-voter group need not wait for an election timeout.
+    const voters = node.confState().voters;
+    if (voters.length === 1 && voters[0] === opts.nodeId) node.campaign();
+    opts.log.info(
+      { group: opts.groupId, fresh, bootstrap: initial !== undefined, snapshotIndex: g.#snapshotIndex, lastIndex: storage.lastIndex() },
+      'meta group opened',
+    );
+    g.#kick();
+    return g;
+  }
+
+  get leader(): number {
+    return this.#leader;
+  }
+  get isLeader(): boolean {
+    return this.#node.isLeader();
+  }
+  get applied(): number {
+    return this.#applied;
+  }
+
+  status(): Status {
+    return this.#node.status();
+  }
+
+  tick(): void {
+    if (this.#closed) return;
+    this.#node.tick();
+    if (this.#node.isLeader()) this.#expireLeases();
+    this.#kick();
+  }
+
+  step(m: Message): void {
+    if (this.#closed) return;
+    try {
+      this.#node.step(m);
+    } catch (err) {
+      this.#log.warn({ err, type: m.type, from: m.from }, 'meta message refused');
+      return;
+    }
+    this.#kick();
+  }
+
+  reportUnreachable(id: number): void {
+    if (!this.#closed) this.#node.reportUnreachable(id);
+  }
+
+  /** Replicates a command and resolves with its result once this node has applied it. */
+  propose(cmd: KvCommand, timeoutMs = this.#opts.proposalTimeoutMs ?? 5000): Promise<KvResult> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    if (this.#closed) return Promise.reject(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
+    const id = `${this.#opts.nodeId}:${this.#incarnation}:${++this.#seq}`;
+    return new Promise<KvResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(
+          new RobustError(ErrorCode.Timeout, `meta group ${this.groupId}: proposal not committed within ${timeoutMs} ms`, {
+            retriable: true,
+          }),
+        );
+      }, timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      try {
+        this.#node.propose(encodeProposal({ id, cmd }));
+      } catch (err) {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err instanceof ProposalDroppedError ? new NotLeaderError(this.groupId, this.#leader) : err);
+        return;
+      }
+      this.#opts.metrics.proposals.inc({ group: String(this.groupId) });
+      this.#kick();
+    });
+  }
+
+  /** Resolves once this node's state machine reflects every write committed before the call (ReadIndex). */
+  linearizableBarrier(timeoutMs = this.#opts.proposalTimeoutMs ?? 5000): Promise<void> {
+    if (this.#closed) return Promise.reject(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
+    if (this.#leader === 0) return Promise.reject(new NotLeaderError(this.groupId, 0));
+    const ctx = `${this.#opts.nodeId}:${this.#incarnation}:r${++this.#seq}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#reads.delete(ctx);
+        reject(
+          new RobustError(ErrorCode.Timeout, `meta group ${this.groupId}: read index not confirmed within ${timeoutMs} ms`, {
+            retriable: true,
+          }),
+        );
+      }, timeoutMs);
+      this.#reads.set(ctx, { resolve, reject, timer });
+      this.#node.readIndex(ctx);
+      this.#kick();
+    });
+  }
+
+  /** Watches keys of this group; see KvStore.watch. */
+  watch(
+    key: string,
+    rangeEnd: string | undefined,
+    startRevision: number,
+    onEvents: (e: WatchEvent[], rev: number) => void,
+    prevKv = false,
+  ): () => void {
+    return this.kv.watch(key, rangeEnd, startRevision, onEvents, { prevKv });
+  }
+
+  /** Proposes a membership change and resolves once it is applied on this node. */
+  changeMembership(cc: ConfChange, timeoutMs = 10_000): Promise<void> {
+    if (!this.#node.isLeader()) return Promise.reject(new NotLeaderError(this.groupId, this.#leader));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.#confWaiters.indexOf(w);
+        if (i >= 0) this.#confWaiters.splice(i, 1);
+        reject(
+          new RobustError(ErrorCode.Timeout, `meta group ${this.groupId}: membership change not applied within ${timeoutMs} ms`, {
+            retriable: true,
+          }),
+        );
+      }, timeoutMs);
+      const w = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      try {
+        this.#node.proposeConfChange(cc);
+      } catch (err) {
+        clearTimeout(timer);
+        reject(err as Error);
+        return;
+      }
+      this.#confWaiters.push(w);
+      this.#kick();
+    });
+  }
+
+  transferLeader(to: number): void {
+    this.#node.transferLeader(to);
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#draining || this.#closed) return;
+    if (!this.#node.hasReady()) return;
+    this.#draining = true;
+    void this.#drain().finally(() => {
+      this.#draining = false;
+      if (!this.#closed && this.#node.hasReady()) this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (!this.#closed && this.#node.hasReady()) {
+      const rd = this.#node.ready();
+      try {
+        await this.#persist(rd);
+      } catch (err) {
+        // Nothing of this Ready may be sent or acknowledged; the group stops serving.
+        this.#fail(err as Error);
+        return;
+      }
+      if (rd.messages.length > 0) this.#opts.send(rd.messages);
+      if (rd.softState !== undefined) this.#onSoftState(rd.softState.leader, rd.softState.role);
+      if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.#applied) this.#applySnapshot(rd.snapshot);
+      for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
+      const hadConfChange = rd.committedEntries.some((e) => e.type === EntryType.ConfChange);
+      for (const rs of rd.readStates) {
+        const r = this.#reads.get(rs.context);
+        if (r === undefined) continue;
+        this.#reads.delete(rs.context);
+        clearTimeout(r.timer);
+        this.#readWaiters.push({ index: rs.index, resolve: r.resolve });
+      }
+      this.#node.advance();
+      if (hadConfChange) for (const w of this.#confWaiters.splice(0)) w.resolve();
+      this.#releaseReads();
+      this.#opts.metrics.commitIndex.set({ group: String(this.groupId) }, this.#node.raft.raftLog.committed);
+      this.#opts.metrics.appliedIndex.set({ group: String(this.groupId) }, this.#applied);
+      await this.#maybeSnapshot();
+    }
+  }
+
+  async #persist(rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) {
+      await this.#wal.saveSnapshot(rd.snapshot, rd.hardState ?? this.#storage.initialState().hardState, rd.entries);
+      this.#storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) this.#storage.append(rd.entries);
+      if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
+      return;
+    }
+    if (rd.entries.length > 0 || rd.hardState !== undefined) {
+      const t0 = performance.now();
+      await this.#wal.save(rd.entries, rd.hardState, rd.mustSync);
+      this.#opts.metrics.walSyncSeconds.observe((performance.now() - t0) / 1000);
+    }
+    if (rd.entries.length > 0) this.#storage.append(rd.entries);
+    if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
+  }
+
+  #onSoftState(leader: number, role: string): void {
+    if (leader !== this.#leader) {
+      const hadLeader = this.#leader !== 0;
+      this.#leader = leader;
+      if (hadLeader && this.#pending.size > 0) {
+        // Proposals forwarded to a leader that is gone would otherwise wait for their timeout.
+        // Their outcome is unknown (the old leader may have replicated them): the caller retries.
+        const err = new RobustError(
+          ErrorCode.NotLeader,
+          `meta group ${this.groupId}: leader changed before the write was confirmed; it may or may not have been applied`,
+          {
+            retriable: true,
+          },
+        );
+        for (const p of this.#pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(err);
+        }
+        this.#pending.clear();
+      }
+      this.#log.info({ group: this.groupId, leader, role, term: this.#node.raft.term }, 'meta leader changed');
+      this.#opts.metrics.leaderChanges.inc({ group: String(this.groupId) });
+      this.#opts.onLeaderChange?.(leader);
+    }
+    if (role === Role.Leader) {
+      // A new leader gives every lease a full TTL: it cannot know how long the old one waited.
+      const now = Date.now();
+      this.#leaseDeadlines.clear();
+      this.#revoking.clear();
+      for (const l of this.kv.leases()) this.#leaseDeadlines.set(l.id, now + l.ttlMs);
+    }
+  }
+
+  #applySnapshot(snap: Snapshot): void {
+    this.kv.restore(snap.data);
+    this.#applied = snap.metadata.index;
+    this.#snapshotIndex = snap.metadata.index;
+    this.#log.info({ group: this.groupId, index: snap.metadata.index }, 'meta snapshot installed');
+  }
+
+  #applyEntry(index: number, type: string, data: Uint8Array): void {
+    if (index <= this.#applied) return;
+    this.#applied = index;
+    if (type !== EntryType.Normal || data.byteLength === 0) return;
+    let id: string | undefined;
+    try {
+      const p = decodeProposal(data);
+      id = p.id;
+      const result = this.kv.apply(p.cmd);
+      if (result.op === 'leaseGrant' || result.op === 'leaseKeepAlive') this.#leaseDeadlines.set(result.id, Date.now() + result.ttlMs);
+      if (result.op === 'leaseRevoke') {
+        this.#leaseDeadlines.delete(result.id);
+        this.#revoking.delete(result.id);
+      }
+      const pend = this.#pending.get(p.id);
+      if (pend !== undefined) {
+        this.#pending.delete(p.id);
+        clearTimeout(pend.timer);
+        pend.resolve(result);
+      }
+    } catch (err) {
+      // The same command fails the same way on every replica: answer the proposer, move on.
+      const pend = id === undefined ? undefined : this.#pending.get(id);
+      if (pend !== undefined && id !== undefined) {
+        this.#pending.delete(id);
+        clearTimeout(pend.timer);
+        pend.reject(err as Error);
+      } else if (!(err instanceof RobustError)) this.#log.error({ err, index }, 'meta entry could not be applied');
+    }
+  }
+
+  #releaseReads(): void {
+    if (this.#readWaiters.length === 0) return;
+    const ready = this.#readWaiters.filter((w) => w.index <= this.#applied);
+    this.#readWaiters = this.#readWaiters.filter((w) => w.index > this.#applied);
+    for (const w of ready) w.resolve();
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    const every = this.#opts.snapshotEntries ?? 10_000;
+    // The first snapshot is taken early so members that join later receive the membership in it.
+    if (this.#applied === 0 || (this.#snapshotIndex > 0 && this.#applied - this.#snapshotIndex < every)) return;
+    if (this.#applied <= this.#snapshotIndex) return;
+    const index = this.#applied;
+    const snap = this.#storage.createSnapshot(index, this.#node.confState(), this.kv.snapshot());
+    const after = this.#storage.entries(index + 1, this.#storage.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+    await this.#wal.saveSnapshot(snap, this.#storage.initialState().hardState, after);
+    // Keep some entries so slightly lagging followers catch up without a snapshot.
+    const keep = Math.min(1000, Math.floor(every / 10));
+    if (index - keep > this.#storage.firstIndex()) this.#storage.compact(index - keep);
+    this.#snapshotIndex = index;
+    this.#log.debug({ group: this.groupId, index }, 'meta snapshot taken');
+  }
+
+  #expireLeases(): void {
+    const now = Date.now();
+    for (const [id, deadline] of this.#leaseDeadlines) {
+      if (deadline > now || this.#revoking.has(id)) continue;
+      this.#revoking.add(id);
+      this.#log.info({ group: this.groupId, lease: id }, 'meta lease expired');
+      this.propose({ op: 'leaseRevoke', id }).catch((err: unknown) => {
+        this.#revoking.delete(id);
+        this.#log.debug({ err, lease: id }, 'meta lease revoke failed; retrying on a later tick');
+      });
+    }
+  }
+
+  #fail(err: Error): void {
+    this.#failed = new RobustError(ErrorCode.StorageIo, `meta group ${this.groupId} stopped: ${err.message}`, { cause: err });
+    this.#log.error({ err, group: this.groupId }, 'meta group failed to persist; it stops serving');
+    this.#rejectAll(this.#failed);
+  }
+
+  #rejectAll(err: Error): void {
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.#pending.clear();
+    for (const r of this.#reads.values()) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.#reads.clear();
+    for (const w of this.#confWaiters.splice(0)) w.reject(err);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#rejectAll(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
+    // Let a Ready being persisted finish before closing the file.
+    while (this.#draining) await new Promise((r) => setImmediate(r));
+    await this.#wal.close();
+  }
+}
+
+export { ConfChangeType };

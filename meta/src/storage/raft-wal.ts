@@ -1,0 +1,277 @@
+import { open, readdir, readFile, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32c, ErrorCode, RobustError, isErrno, type Logger } from '@robustmq/common';
+import { MemoryStorage } from '../raft/storage.js';
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
+
+/**
+ * Durable storage of one Raft group: a write-ahead log of entries and hard states, and the
+ * latest snapshot, under one directory.
+ *
+ * How this works: `wal-<seq>.log` files hold records `[u32 length][u32 crc32c][body]`. A body
+ * is an entry, a hard state, or a snapshot marker (entries up to its index are covered by the
+ * snapshot file). Replay applies records in order; an entry at index i discards any replayed
+ * entries ≥ i first, which is how a Raft log truncation is persisted without rewriting files.
+ * A record that is short or fails its CRC ends replay: the file is truncated there (a torn tail
+ * from a crash) with a warning. `save()` writes one buffer and fsyncs before it resolves.
+ * After a snapshot, a new WAL file is started with what the snapshot does not cover and the old
+ * files are deleted.
+ */
+
+const REC_ENTRY = 1;
+const REC_HARD_STATE = 2;
+const REC_SNAPSHOT = 3;
+const HEADER = 8;
+const SNAPSHOT_FILE = 'snapshot.bin';
+
+export interface RaftWalRecovery {
+  hardState: HardState | undefined;
+  snapshot: Snapshot | undefined;
+  entries: Entry[];
+  truncatedBytes: number;
+}
+
+export class RaftWal {
+  readonly dir: string;
+  readonly #log: Logger;
+  #file: FileHandle | undefined;
+  #seq = 0;
+  #size = 0;
+  #closed = false;
+
+  private constructor(dir: string, log: Logger) {
+    this.dir = dir;
+    this.#log = log;
+  }
+
+  /**
+   * Opens (creating if needed) the WAL in `dir` and returns it with a MemoryStorage holding the
+   * recovered state, ready for a RawNode. `initial` is the membership of a brand-new group.
+   */
+  static async open(
+    dir: string,
+    log: Logger,
+    initial?: ConfState,
+  ): Promise<{ wal: RaftWal; storage: MemoryStorage; recovery: RaftWalRecovery }> {
+    await mkdir(dir, { recursive: true });
+    const wal = new RaftWal(dir, log);
+    const recovery = await wal.#replay();
+    const fresh = recovery.snapshot === undefined && recovery.entries.length === 0 && recovery.hardState === undefined;
+    const storage = new MemoryStorage(fresh ? initial : undefined);
+    if (fresh && initial !== undefined) {
+      // A founding member starts from the bootstrap snapshot; it must be on disk before any
+      // entry after it, or a crash would leave a log that starts in the middle.
+      await wal.saveSnapshot(storage.snapshot(), storage.initialState().hardState, []);
+    }
+    if (recovery.snapshot !== undefined) storage.applySnapshot(recovery.snapshot);
+    const after = recovery.entries.filter((e) => e.index > (recovery.snapshot?.metadata.index ?? 0));
+    if (after.length > 0) storage.append(after);
+    if (recovery.hardState !== undefined) storage.setHardState(recovery.hardState);
+    return { wal, storage, recovery };
+  }
+
+  /** True when nothing was ever persisted here (a node that must bootstrap or join). */
+  static async isEmpty(dir: string): Promise<boolean> {
+    try {
+      const files = await readdir(dir);
+      return !files.some((f) => f.startsWith('wal-') || f === SNAPSHOT_FILE);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return true;
+      throw err;
+    }
+  }
+
+  async #replay(): Promise<RaftWalRecovery> {
+    const files = (await readdir(this.dir)).filter((f) => /^wal-\d{16}\.log$/.test(f)).sort();
+    const snapshot = await this.#readSnapshot();
+    let hardState: HardState | undefined;
+    let entries: Entry[] = [];
+    let truncatedBytes = 0;
+    for (const [fi, name] of files.entries()) {
+      const path = join(this.dir, name);
+      const buf = await readFile(path);
+      let pos = 0;
+      while (pos < buf.length) {
+        if (pos + HEADER > buf.length) break;
+        const len = buf.readUInt32LE(pos);
+        const end = pos + HEADER + len;
+        if (len === 0 || end > buf.length || crc32c(buf.subarray(pos + HEADER, end)) !== buf.readUInt32LE(pos + 4)) break;
+        const body = buf.subarray(pos + HEADER, end);
+        switch (body[0]) {
+          case REC_ENTRY: {
+            const e: Entry = {
+              index: body.readUIntLE(1, 6),
+              term: body.readUIntLE(7, 6),
+              type: body[13] === 1 ? EntryType.ConfChange : EntryType.Normal,
+              data: new Uint8Array(body.subarray(14)),
+            };
+            const first = entries[0]?.index;
+            if (first !== undefined && e.index <= (entries.at(-1) as Entry).index) entries = entries.slice(0, Math.max(0, e.index - first));
+            entries.push(e);
+            break;
+          }
+          case REC_HARD_STATE:
+            hardState = { term: body.readUIntLE(1, 6), vote: body.readUIntLE(7, 6), commit: body.readUIntLE(13, 6) };
+            break;
+          case REC_SNAPSHOT: {
+            const index = body.readUIntLE(1, 6);
+            entries = entries.filter((e) => e.index > index);
+            break;
+          }
+          default:
+            throw new RobustError(ErrorCode.CorruptSegment, `${path}: unknown record type ${body[0]} at position ${pos}`);
+        }
+        pos = end;
+      }
+      if (pos < buf.length) {
+        const lost = buf.length - pos;
+        truncatedBytes += lost;
+        if (fi !== files.length - 1) {
+          this.#log.error({ file: path, position: pos, bytes: lost }, 'meta wal corrupt before its last file; later files still replayed');
+        } else {
+          this.#log.warn({ file: path, position: pos, bytes: lost }, 'meta wal torn tail truncated');
+        }
+        const fh = await open(path, 'r+');
+        await fh.truncate(pos);
+        await fh.sync();
+        await fh.close();
+      }
+    }
+    this.#seq = files.length > 0 ? Number((files.at(-1) as string).slice(4, 20)) : 0;
+    if (files.length === 0) await this.#startFile(this.#seq + 1);
+    else {
+      this.#file = await open(join(this.dir, files.at(-1) as string), 'a');
+      this.#size = (await this.#file.stat()).size;
+    }
+    if (snapshot !== undefined) entries = entries.filter((e) => e.index > snapshot.metadata.index);
+    return { hardState, snapshot, entries, truncatedBytes };
+  }
+
+  async #startFile(seq: number): Promise<void> {
+    await this.#file?.close();
+    this.#seq = seq;
+    this.#file = await open(join(this.dir, `wal-${String(seq).padStart(16, '0')}.log`), 'a');
+    this.#size = 0;
+    await syncDir(this.dir);
+  }
+
+  /**
+   * Persists what a Ready asks for, in one write, fsynced when `mustSync`. Entries may overwrite
+   * a suffix of the log (replay handles that).
+   */
+  async save(entries: readonly Entry[], hardState: HardState | undefined, mustSync: boolean): Promise<void> {
+    if (this.#closed) throw new RobustError(ErrorCode.EngineClosed, 'meta wal is closed');
+    if (entries.length === 0 && hardState === undefined) return;
+    const parts: Buffer[] = [];
+    for (const e of entries) parts.push(encodeEntry(e));
+    if (hardState !== undefined) parts.push(encodeHardState(hardState));
+    const buf = Buffer.concat(parts);
+    await this.#write(buf, mustSync);
+  }
+
+  async #write(buf: Buffer, sync: boolean): Promise<void> {
+    const file = this.#file as FileHandle;
+    try {
+      await file.write(buf, 0, buf.length, null);
+      if (sync) await file.datasync();
+    } catch (err) {
+      if (isErrno(err, 'ENOSPC')) throw new RobustError(ErrorCode.StorageFull, 'meta wal: disk full', { cause: err });
+      throw new RobustError(ErrorCode.StorageIo, `meta wal: write failed: ${(err as Error).message}`, { cause: err });
+    }
+    this.#size += buf.length;
+  }
+
+  get sizeBytes(): number {
+    return this.#size;
+  }
+
+  /**
+   * Stores `snap` durably (write to a temp file, fsync, rename) and starts a new WAL file with the
+   * hard state and the entries after the snapshot; older WAL files are then deleted.
+   */
+  async saveSnapshot(snap: Snapshot, hardState: HardState, entriesAfter: readonly Entry[]): Promise<void> {
+    const meta = Buffer.from(JSON.stringify({ index: snap.metadata.index, term: snap.metadata.term, confState: snap.metadata.confState }));
+    const body = Buffer.concat([u32(meta.length), meta, Buffer.from(snap.data)]);
+    const tmp = join(this.dir, `${SNAPSHOT_FILE}.tmp`);
+    const fh = await open(tmp, 'w');
+    await fh.write(Buffer.concat([u32(crc32c(body)), body]));
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, join(this.dir, SNAPSHOT_FILE));
+    await syncDir(this.dir);
+    const old = (await readdir(this.dir)).filter((f) => /^wal-\d{16}\.log$/.test(f));
+    await this.#startFile(this.#seq + 1);
+    const marker = Buffer.alloc(13);
+    marker[0] = REC_SNAPSHOT;
+    marker.writeUIntLE(snap.metadata.index, 1, 6);
+    marker.writeUIntLE(snap.metadata.term, 7, 6);
+    await this.#write(Buffer.concat([frame(marker), ...entriesAfter.map(encodeEntry), encodeHardState(hardState)]), true);
+    for (const f of old) await unlink(join(this.dir, f));
+  }
+
+  async #readSnapshot(): Promise<Snapshot | undefined> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(join(this.dir, SNAPSHOT_FILE));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    if (buf.length < 8 || crc32c(buf.subarray(4)) !== buf.readUInt32LE(0)) {
+      throw new RobustError(
+        ErrorCode.CorruptSegment,
+        `${join(this.dir, SNAPSHOT_FILE)}: snapshot fails its CRC; restore this node from a peer`,
+      );
+    }
+    const metaLen = buf.readUInt32LE(4);
+    const meta = JSON.parse(buf.subarray(8, 8 + metaLen).toString()) as { index: number; term: number; confState: ConfState };
+    return { data: new Uint8Array(buf.subarray(8 + metaLen)), metadata: meta };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+function frame(body: Buffer): Buffer {
+  const h = Buffer.alloc(HEADER);
+  h.writeUInt32LE(body.length, 0);
+  h.writeUInt32LE(crc32c(body), 4);
+  return Buffer.concat([h, body]);
+}
+
+function encodeEntry(e: Entry): Buffer {
+  const body = Buffer.alloc(14 + e.data.byteLength);
+  body[0] = REC_ENTRY;
+  body.writeUIntLE(e.index, 1, 6);
+  body.writeUIntLE(e.term, 7, 6);
+  body[13] = e.type === EntryType.ConfChange ? 1 : 0;
+  body.set(e.data, 14);
+  return frame(body);
+}
+
+function encodeHardState(hs: HardState): Buffer {
+  const body = Buffer.alloc(19);
+  body[0] = REC_HARD_STATE;
+  body.writeUIntLE(hs.term, 1, 6);
+  body.writeUIntLE(hs.vote, 7, 6);
+  body.writeUIntLE(hs.commit, 13, 6);
+  return frame(body);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
