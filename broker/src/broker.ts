@@ -1,5 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '@robustmq/common';
+import type { MetaClient } from '@robustmq/meta';
+import type { JournalClient } from '@robustmq/journal';
 import { TcpListener } from './tcp-listener.js';
 import { createListenerMetrics } from './metrics.js';
 import { MqttEngine } from './mqtt/engine.js';
@@ -22,6 +24,10 @@ export interface BrokerOptions {
   mqttStores?: MqttStores | (() => Promise<MqttStores>);
   /** Directory for the file-backed MQTT stores (sessions, inboxes, retained messages). */
   dataDir?: string;
+  /** Cluster metadata (users, ACLs, streams, routes, offsets): in-process or over gRPC. */
+  meta?: MetaClient;
+  /** Storage of streams and inboxes: in-process or over gRPC. */
+  journal?: JournalClient;
 }
 
 /**

@@ -21,3 +21,4 @@ export type {
 export type { PublishProperties, UserProperty } from './mqtt/codec.js';
 export { MemorySessionStore, MemoryInboxStore, MemoryRetainStore, createMemoryStores } from './mqtt/stores/memory.js';
 export { FileSessionStore, FileInboxStore, FileRetainStore, openFileStores } from './mqtt/stores/file.js';
+export { MetaSessionStore, JournalInboxStore, JournalRetainStore, openClusterStores } from './mqtt/stores/cluster.js';

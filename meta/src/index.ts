@@ -14,6 +14,12 @@ export {
   type KvCommand,
   type KvResult,
   type WatchEvent,
+  type PutResult,
+  type RangeResult,
+  type DeleteResult,
+  type TxnResult,
+  type Compare,
+  type RequestOp,
 } from './kv/kv-store.js';
 export { prefixEnd } from './kv/sorted-keys.js';
 export type { MetaClient, MetaStatus, GroupStatus, WatchBatch, WatchOptions } from './client.js';

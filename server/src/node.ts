@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger, Registry } from '@robustmq/common';
 import { ErrorCode, RobustError } from '@robustmq/common';
-import { Broker } from '@robustmq/broker';
+import { Broker, openClusterStores } from '@robustmq/broker';
 import { meta as metaProto } from '@robustmq/proto';
 import { GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from '@robustmq/meta';
 import { Journal, createJournalService, type JournalClient } from '@robustmq/journal';
@@ -50,6 +50,13 @@ export class RobustNode {
   #raftTransport: GrpcRaftTransport | undefined;
   readonly #roles: RoleRuntime[] = [];
   #stopping = false;
+  /** Resolves once every role of this process has started (stores wait for meta and journal). */
+  #started: () => void = () => undefined;
+  #startFailed: (err: Error) => void = () => undefined;
+  readonly #whenStarted = new Promise<void>((resolve, reject) => {
+    this.#started = resolve;
+    this.#startFailed = reject;
+  });
   ports: Record<string, number> = {};
 
   constructor(config: Config, log: Logger, registry: Registry) {
@@ -129,6 +136,16 @@ export class RobustNode {
         kafkaPort: c.kafkaPort,
         log: this.#log.child({ component: 'broker' }),
         registry: this.#registry,
+        // Sessions in meta, inboxes and retained messages in the journal (DESIGN §2).
+        mqttStores: () =>
+          this.#whenStarted.then(() =>
+            retrying(
+              () => openClusterStores(this.metaClient(), this.journalClient()),
+              () => this.#stopping,
+            ),
+          ),
+        ...(has('meta') ? { meta: this.metaClient() } : {}),
+        ...(has('journal') ? { journal: this.journalClient() } : {}),
       });
       this.#broker = broker;
       for (const l of broker.listeners) binds.push({ name: l.name, bind: () => l.listen() });
@@ -203,8 +220,18 @@ export class RobustNode {
     }
     if (this.#broker !== undefined) {
       const broker = this.#broker;
-      this.#roles.push({ name: 'broker', readiness: () => undefined, stop: (graceMs) => broker.close(graceMs) });
+      let storesOpen = false;
+      broker.ready().then(
+        () => (storesOpen = true),
+        () => undefined,
+      );
+      this.#roles.push({
+        name: 'broker',
+        readiness: () => (storesOpen ? undefined : 'opening MQTT session and message stores'),
+        stop: (graceMs) => broker.close(graceMs),
+      });
     }
+    this.#started();
     this.#grpc?.notify();
     return this.ports;
   }
@@ -250,6 +277,8 @@ export class RobustNode {
   }
 
   async #closeListeners(graceMs: number): Promise<void> {
+    // Whatever waited for the start (the MQTT stores) gives up now.
+    this.#startFailed(new RobustError(ErrorCode.ShuttingDown, 'start-up failed'));
     await Promise.all([this.#http?.close(), this.#grpc?.close(graceMs), this.#broker?.close(graceMs)]);
   }
 
@@ -289,4 +318,16 @@ export function parsePeers(spec: string): Map<number, string> {
 function advertiseHost(c: Config): string {
   if (c.advertiseHost !== '') return c.advertiseHost;
   return c.bindHost === '0.0.0.0' || c.bindHost === '::' ? hostname() : c.bindHost;
+}
+
+/** Retries a start-up call that fails retriably (no meta leader yet) until it succeeds or the node stops. */
+async function retrying<T>(fn: () => Promise<T>, stopped: () => boolean): Promise<T> {
+  for (let delayMs = 20; ; delayMs = Math.min(delayMs * 2, 500)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (stopped() || !(err instanceof RobustError) || !err.retriable) throw err;
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
 }

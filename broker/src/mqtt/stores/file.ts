@@ -104,7 +104,7 @@ interface MessageJson {
   pub: string;
 }
 
-function messageToJson(m: StoredMessage): MessageJson {
+export function messageToJson(m: StoredMessage): MessageJson {
   const j: MessageJson = { t: m.topic, p: m.payload.toString('base64'), q: m.qos, r: m.retain, at: m.receivedAt, pub: m.publisherId };
   if (m.properties !== undefined) {
     const { correlationData, ...rest } = m.properties;
@@ -114,7 +114,7 @@ function messageToJson(m: StoredMessage): MessageJson {
   return j;
 }
 
-function messageFromJson(j: MessageJson): StoredMessage {
+export function messageFromJson(j: MessageJson): StoredMessage {
   const m: StoredMessage = { topic: j.t, payload: Buffer.from(j.p, 'base64'), qos: j.q, retain: j.r, receivedAt: j.at, publisherId: j.pub };
   if (j.pr !== undefined) {
     const { correlationData, ...rest } = j.pr as PublishProperties & { correlationData?: string };
@@ -126,12 +126,12 @@ function messageFromJson(j: MessageJson): StoredMessage {
 
 type SessionJson = Omit<SessionRecord, 'will'> & { will?: { message: MessageJson; delaySec: number } };
 
-function sessionToJson(r: SessionRecord): SessionJson {
+export function sessionToJson(r: SessionRecord): SessionJson {
   const { will, ...rest } = r;
   return will === undefined ? rest : { ...rest, will: { message: messageToJson(will.message), delaySec: will.delaySec } };
 }
 
-function sessionFromJson(j: SessionJson): SessionRecord {
+export function sessionFromJson(j: SessionJson): SessionRecord {
   const { will, ...rest } = j;
   return will === undefined ? rest : { ...rest, will: { message: messageFromJson(will.message), delaySec: will.delaySec } };
 }
@@ -174,13 +174,13 @@ interface EntryJson {
   s?: number[];
 }
 
-function entryToJson(e: InboxEntry): EntryJson {
+export function entryToJson(e: InboxEntry): EntryJson {
   const j: EntryJson = { id: e.id, m: messageToJson(e.message), q: e.qos, r: e.retain };
   if (e.subscriptionIds !== undefined) j.s = e.subscriptionIds;
   return j;
 }
 
-function entryFromJson(j: EntryJson): InboxEntry {
+export function entryFromJson(j: EntryJson): InboxEntry {
   const e: InboxEntry = { id: j.id, message: messageFromJson(j.m), qos: j.q, retain: j.r };
   if (j.s !== undefined) e.subscriptionIds = j.s;
   return e;
