@@ -2,7 +2,10 @@ import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 import { RawNode } from '../raft/raw-node.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { ConfChangeType, type ConfChange } from '../raft/conf-change.js';
-import { EntryType, Role, type Message, type Ready, type Snapshot } from '../raft/types.js';
+import { EntryType, MessageType, Role, type Message, type Ready, type Snapshot } from '../raft/types.js';
+
+/** Message types that may be sent before the Ready that carries them is persisted. */
+const EARLY: ReadonlySet<string> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
 import type { Status } from '../raft/raft.js';
 import type { MemoryStorage } from '../raft/storage.js';
 import { RaftWal } from '../storage/raft-wal.js';
@@ -272,14 +275,20 @@ export class RaftGroup {
   async #drain(): Promise<void> {
     while (!this.#closed && this.#node.hasReady()) {
       const rd = this.#node.ready();
+      // A leader's appends and heartbeats may go out while its own disk write runs (Raft thesis
+      // §10.2.1): they promise nothing about this node's disk, and the leader counts itself
+      // only once the write is done. Responses and votes do promise it, so they wait.
+      const early = rd.messages.filter((m) => EARLY.has(m.type));
+      const late = early.length === rd.messages.length ? [] : rd.messages.filter((m) => !EARLY.has(m.type));
+      if (early.length > 0) this.#opts.send(early);
       try {
         await this.#persist(rd);
       } catch (err) {
-        // Nothing of this Ready may be sent or acknowledged; the group stops serving.
+        // Nothing of this Ready may be acknowledged; the group stops serving.
         this.#fail(err as Error);
         return;
       }
-      if (rd.messages.length > 0) this.#opts.send(rd.messages);
+      if (late.length > 0) this.#opts.send(late);
       if (rd.softState !== undefined) this.#onSoftState(rd.softState.leader, rd.softState.role);
       if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.#applied) this.#applySnapshot(rd.snapshot);
       for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
