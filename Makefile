@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 WORKSPACES := common proto journal meta broker server ctl bench operator e2e
 # Debian packages the tests drive: protoc (proto freshness), real MQTT and Kafka clients.
-DEB_PACKAGES := protobuf-compiler mosquitto-clients kcat python3-paho-mqtt unzip
+DEB_PACKAGES := protobuf-compiler mosquitto-clients kcat python3-paho-mqtt python3-kafka python3-confluent-kafka unzip
 DEB_COMMANDS := protoc mosquitto_pub kcat unzip
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 TEST_FILES = $$(find $(addsuffix /dist,$(WORKSPACES)) -name '*.test.js' 2>/dev/null | sort)
@@ -58,8 +58,14 @@ format: install
 test: test-deps build lint
 	node --test --test-reporter=spec --test-timeout=300000 $(TEST_FILES)
 
+# RobustMQ beside Mosquitto (Debian package, installed here if missing) and Aedes (npm devDependency
+# of bench): standard MQTT and Kafka scenarios, 3 rounds, one table of medians (docs/benchmarks.md).
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS='--rounds 5 --out /tmp/table.md'.
 bench: build
-	node bench/dist/src/main.js all
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
+	  echo "installing Debian package: mosquitto"; \
+	  $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q --no-install-recommends mosquitto; }
+	node bench/dist/src/main.js compare $(BENCH_ARGS)
 
 clean:
 	rm -rf $(addsuffix /dist,$(WORKSPACES)) node_modules

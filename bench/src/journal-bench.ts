@@ -1,20 +1,24 @@
 /**
  * Journal benchmark: append throughput against the raw sequential write speed of the same disk
  * (same sync policy, same bytes per write), large reads from the page cache, and the multiplexed
- * engine with very many shards. Run: `node --expose-gc bench/dist/src/journal-bench.js [dir]`.
+ * engine with very many shards. Run: `robust-bench journal [dir]` (through the dispatcher, which
+ * exports `run(argv)`) or `node --expose-gc bench/dist/src/journal-bench.js [dir]`.
  * Env: BENCH_SECONDS (per case, default 1.5), BENCH_SHARDS (multiplexed, default 1000000),
  * BENCH_READ_MB (data read back, default 512).
  */
 import { open, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { encodeRecordBatch, EngineKind, FsyncPolicy, type Journal } from '@robustmq/journal';
 import { openTestJournal } from '@robustmq/journal/testing';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 1_000_000);
 const READ_MB = Number(process.env.BENCH_READ_MB ?? 512);
-const baseDir = process.argv[2] ?? (await mkdtemp(join(tmpdir(), 'journal-bench-')));
+let baseDir = '';
 
 interface Row {
   case: string;
@@ -23,7 +27,7 @@ interface Row {
   'records/s': string;
   'vs raw': string;
 }
-const rows: Row[] = [];
+let rows: Row[] = [];
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function makeBatch(recordBytes: number, records: number): Buffer {
@@ -204,12 +208,33 @@ async function multiplexedCase(): Promise<void> {
   await j2.close();
 }
 
-try {
-  console.log(`journal bench in ${baseDir} (${SECONDS} s per append case)`);
-  await appendCases();
-  await readCases();
-  await multiplexedCase();
-  console.table(rows);
-} finally {
-  if (process.argv[2] === undefined) await rm(baseDir, { recursive: true, force: true });
+/** `robust-bench journal [dir]`: runs every case in `dir` (default a temporary directory, removed after). */
+export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    console.log('robust-bench journal [dir]   env: BENCH_SECONDS, BENCH_SHARDS, BENCH_READ_MB; node --expose-gc for exact heap');
+    return 0;
+  }
+  if ((globalThis as { gc?: unknown }).gc === undefined) {
+    // the heap-per-shard case needs --expose-gc: run this file in a node that has it
+    const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return code ?? 1;
+  }
+  const dir = argv[0];
+  baseDir = dir ?? (await mkdtemp(join(tmpdir(), 'journal-bench-')));
+  rows = [];
+  try {
+    console.log(`journal bench in ${baseDir} (${SECONDS} s per append case)`);
+    await appendCases();
+    await readCases();
+    await multiplexedCase();
+    console.table(rows);
+  } finally {
+    if (dir === undefined) await rm(baseDir, { recursive: true, force: true });
+  }
+  return 0;
 }
+
+// still runnable on its own: node --expose-gc bench/dist/src/journal-bench.js [dir]
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  process.exitCode = await run(process.argv.slice(2));

@@ -22,3 +22,32 @@ export type { PublishProperties, UserProperty } from './mqtt/codec.js';
 export { MemorySessionStore, MemoryInboxStore, MemoryRetainStore, createMemoryStores } from './mqtt/stores/memory.js';
 export { FileSessionStore, FileInboxStore, FileRetainStore, openFileStores } from './mqtt/stores/file.js';
 export { MetaSessionStore, JournalInboxStore, JournalRetainStore, openClusterStores } from './mqtt/stores/cluster.js';
+/** Security: listeners (TLS, WebSocket), authentication chain, ACLs, deny list, abuse limits. */
+export { BrokerSecurity, ConnectionSecurity, type ConnectionInfo, type ConnectAttempt, type ConnectDecision } from './auth/security.js';
+export {
+  AuthMethod,
+  AUTH_METHODS,
+  AUTH_DEFAULTS,
+  LIMITS_DEFAULTS,
+  TLS_DEFAULTS,
+  type AuthConfig,
+  type LimitsConfig,
+  type TlsConfig,
+  type JwtConfig,
+  type WebhookConfig,
+} from './auth/config.js';
+export { SecurityAdmin } from './auth/admin.js';
+export { MemoryMeta, type SecurityMeta } from './auth/memory-meta.js';
+export {
+  DenyKind,
+  DENY_KINDS,
+  AclAction,
+  checkAclRule,
+  checkDenyEntry,
+  type AclRule,
+  type AclWho,
+  type DenyEntry,
+  type UserRecord,
+} from './auth/records.js';
+export { TlsContextSource } from './listeners/tls-context.js';
+export type { Listener } from './listeners/types.js';

@@ -18,7 +18,16 @@ export interface TestBroker {
 /** Starts a broker on 127.0.0.1:0 (MQTT and Kafka), closed in `t.after`. */
 export async function startBroker(t: TestContext | undefined, opts: Partial<BrokerOptions> = {}): Promise<TestBroker> {
   const log = createLogger({ level: (process.env.TEST_LOG_LEVEL ?? 'silent') as LogLevel, service: 'broker-test' });
-  const broker = new Broker({ host: '127.0.0.1', mqttPort: 0, kafkaPort: 0, log, registry: createMetricsRegistry(), ...opts });
+  // Anonymous access is an explicit setting (off by default): these tests are about MQTT, not auth.
+  const broker = new Broker({
+    host: '127.0.0.1',
+    mqttPort: 0,
+    kafkaPort: 0,
+    log,
+    registry: createMetricsRegistry(),
+    ...opts,
+    auth: { allowAnonymous: true, ...opts.auth },
+  });
   const [port] = await Promise.all(broker.listeners.map((l) => l.listen()));
   await broker.ready();
   t?.after(() => broker.close(200));

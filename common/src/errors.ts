@@ -28,6 +28,13 @@ export const ErrorCode = {
   EngineClosed: 'ERR_ENGINE_CLOSED',
   Aborted: 'ERR_ABORTED',
   Truncated: 'ERR_TRUNCATED',
+  NotFound: 'ERR_NOT_FOUND',
+  AlreadyExists: 'ERR_ALREADY_EXISTS',
+  Unauthenticated: 'ERR_UNAUTHENTICATED',
+  TlsInvalid: 'ERR_TLS_INVALID',
+  KafkaMalformedRequest: 'ERR_KAFKA_MALFORMED_REQUEST',
+  KafkaUnsupportedVersion: 'ERR_KAFKA_UNSUPPORTED_VERSION',
+  KafkaFrameTooLarge: 'ERR_KAFKA_FRAME_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -11,16 +11,20 @@ export class CtlError extends Error {
 export class AdminApi {
   readonly server: string;
   readonly #timeoutMs: number;
+  readonly #token: string | undefined;
 
-  constructor(server: string, timeoutMs: number) {
+  /** `token` is sent as `Authorization: Bearer …` (the admin API under /api/v1 requires it). */
+  constructor(server: string, timeoutMs: number, token?: string) {
     this.server = server;
     this.#timeoutMs = timeoutMs;
+    this.#token = token;
   }
 
   async fetch(method: string, path: string, init: { body?: string | Buffer; stream?: boolean } = {}): Promise<Response> {
     try {
       return await fetch(`http://${this.server}${path}`, {
         method,
+        ...(this.#token !== undefined ? { headers: { authorization: `Bearer ${this.#token}` } } : {}),
         ...(init.body !== undefined ? { body: init.body } : {}),
         ...(init.stream === true ? {} : { signal: AbortSignal.timeout(this.#timeoutMs) }),
       });
@@ -47,7 +51,11 @@ export class AdminApi {
     }
     if (res.status >= 400 && !(opts.allowStatus ?? []).includes(res.status)) {
       const b = body as { error?: string; code?: string };
-      throw new CtlError(`${method} ${path}: ${res.status} ${b.error ?? text}${b.code ? ` (${b.code})` : ''}`);
+      const hint =
+        res.status === 401
+          ? '\n(pass the admin token: --token, --token-file or ROBUSTMQ_CTL_TOKEN; the server wrote it to <dataDir>/admin-token)'
+          : '';
+      throw new CtlError(`${method} ${path}: ${res.status} ${b.error ?? text}${b.code ? ` (${b.code})` : ''}${hint}`);
     }
     return { status: res.status, body };
   }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { AdminApi, CtlError } from './admin-api.js';
 import { printTable } from './table.js';
 import { runMeta, META_HELP } from './meta-commands.js';
+import { runAcl, runDenylist, runUser, SECURITY_HELP } from './security-commands.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -12,10 +13,13 @@ const HELP = `robust-ctl ${VERSION} — administer a RobustMQ cluster over its a
 Usage:
   robust-ctl status [--json]                 readiness of a node and of each role it runs
 ${META_HELP}
+${SECURITY_HELP}
   robust-ctl --help | --version
 
 Options:
   --server HOST:PORT   admin HTTP address of any node [default: 127.0.0.1:58080, env ROBUSTMQ_CTL_SERVER]
+  --token TOKEN        admin API bearer token [env ROBUSTMQ_CTL_TOKEN]
+  --token-file FILE    read the token from FILE [default: ./data/admin-token when it exists]
   --json               print JSON instead of a table
   --timeout-ms N       give up after N milliseconds [default: 5000]
   --prefix             (meta get/del/watch) act on every key starting with KEY
@@ -39,6 +43,17 @@ try {
       limit: { type: 'string' },
       rev: { type: 'string' },
       lease: { type: 'string' },
+      token: { type: 'string' },
+      'token-file': { type: 'string' },
+      password: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      superuser: { type: 'boolean' },
+      username: { type: 'string' },
+      clientid: { type: 'string' },
+      ip: { type: 'string' },
+      position: { type: 'string' },
+      reason: { type: 'string' },
+      'ttl-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'V' },
     },
@@ -57,7 +72,7 @@ if (values.version === true) {
 }
 const timeoutMs = Number(values['timeout-ms'] ?? 5000);
 if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fail('--timeout-ms must be a positive integer', 2);
-const api = new AdminApi(values.server ?? process.env.ROBUSTMQ_CTL_SERVER ?? '127.0.0.1:58080', timeoutMs);
+const api = new AdminApi(values.server ?? process.env.ROBUSTMQ_CTL_SERVER ?? '127.0.0.1:58080', timeoutMs, adminToken());
 const [command, ...rest] = positionals;
 
 try {
@@ -77,10 +92,35 @@ try {
     process.exit(status === 200 ? 0 : 1);
   } else if (command === 'meta') {
     process.exit(await runMeta(api, rest, values));
+  } else if (command === 'user') {
+    process.exit(await runUser(api, rest, values));
+  } else if (command === 'acl') {
+    process.exit(await runAcl(api, rest, values));
+  } else if (command === 'denylist') {
+    process.exit(await runDenylist(api, rest, values));
   } else fail(`unknown command: ${command}\nRun robust-ctl --help for usage.`, 2);
 } catch (err) {
   if (err instanceof CtlError) fail(err.message, err.exitCode);
   throw err;
+}
+
+/** --token, then ROBUSTMQ_CTL_TOKEN, then --token-file, then ./data/admin-token if it exists. */
+function adminToken(): string | undefined {
+  if (values.token !== undefined) return values.token;
+  const env = process.env.ROBUSTMQ_CTL_TOKEN;
+  if (env !== undefined && env !== '') return env;
+  const file = values['token-file'] ?? (existsSync('./data/admin-token') ? './data/admin-token' : undefined);
+  if (file === undefined) return undefined;
+  try {
+    const first = readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '' && !l.startsWith('#'));
+    if (first === undefined) fail(`token file ${file} holds no token`, 2);
+    return first;
+  } catch (err) {
+    return fail(`cannot read token file ${file}: ${(err as Error).message}`, 2);
+  }
 }
 
 function fail(message: string, code = 1): never {

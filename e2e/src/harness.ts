@@ -2,6 +2,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The admin API token file robust-server creates in its data directory on first start. */
+export function adminTokenFile(dataDir: string): string {
+  return join(dataDir, 'admin-token');
+}
+
+/** `Authorization: Bearer …` for the admin API of the server running on `dataDir`. */
+export function adminHeaders(dataDir: string): Record<string, string> {
+  return { authorization: `Bearer ${readFileSync(adminTokenFile(dataDir), 'utf8').trim()}` };
+}
 
 /** The repository root (e2e/dist/src/harness.js → ../../..). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -80,4 +92,19 @@ export async function runServer(
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const [code] = await once(proc, 'exit');
   return { code: code as number | null, stdout, stderr };
+}
+
+/**
+ * Polls /health/ready until it answers 200 (roles finish starting after the listening line:
+ * meta elects its leaders, the broker opens its stores) and returns that answer.
+ */
+export async function waitReady(httpPort: number, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${httpPort}/health/ready`);
+    const body = (await res.json()) as Record<string, unknown>;
+    if (res.status === 200) return body;
+    if (Date.now() > end) throw new Error(`not ready within ${timeoutMs} ms: ${JSON.stringify(body)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -1,2 +1,11 @@
 /** Helpers for whole-system tests: spawn the built robust-server and find its ports. */
-export { startServer, runServer, REPO_ROOT, ROBUST_SERVER, type RunningServer } from './harness.js';
+export {
+  startServer,
+  runServer,
+  waitReady,
+  adminTokenFile,
+  adminHeaders,
+  REPO_ROOT,
+  ROBUST_SERVER,
+  type RunningServer,
+} from './harness.js';

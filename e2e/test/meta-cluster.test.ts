@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GrpcMetaClient } from '@robustmq/meta';
-import { REPO_ROOT, startServer, type RunningServer } from '../src/index.js';
+import { REPO_ROOT, adminHeaders, adminTokenFile, startServer, type RunningServer } from '../src/index.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -82,10 +82,13 @@ test(
 
     // robust-ctl talks to any node's admin API
     const http1 = `127.0.0.1:${nodes.get(1)?.ports.http}`;
-    assert.equal((await ctl(['meta', 'put', '/e2e/ctl', 'via-ctl', '--server', http1])).code, 0);
-    const got = await ctl(['meta', 'get', '/e2e/ctl', '--server', `127.0.0.1:${nodes.get(2)?.ports.http}`]);
+    // every node made its own admin token in its data dir
+    const token = (id: number): string[] => ['--token-file', adminTokenFile(join(base, `n${id}`))];
+    assert.equal((await ctl(['meta', 'get', '/e2e/ctl', '--server', http1])).code, 1, 'no token: refused');
+    assert.equal((await ctl(['meta', 'put', '/e2e/ctl', 'via-ctl', '--server', http1, ...token(1)])).code, 0);
+    const got = await ctl(['meta', 'get', '/e2e/ctl', '--server', `127.0.0.1:${nodes.get(2)?.ports.http}`, ...token(2)]);
     assert.equal(got.stdout, 'via-ctl\n');
-    const st = await ctl(['meta', 'status', '--server', http1]);
+    const st = await ctl(['meta', 'status', '--server', http1, ...token(1)]);
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /^GROUP +LEADER +TERM/m);
 
@@ -134,7 +137,9 @@ test(
     const lastKey = acked.at(-1) as string;
     const restartedHttp = `127.0.0.1:${nodes.get(leader)?.ports.http}`;
     await retry(async () => {
-      const r = await fetch(`http://${restartedHttp}/api/v1/meta/kv?key=${encodeURIComponent('/e2e/after-kill')}&serializable=true`);
+      const r = await fetch(`http://${restartedHttp}/api/v1/meta/kv?key=${encodeURIComponent('/e2e/after-kill')}&serializable=true`, {
+        headers: adminHeaders(join(base, `n${leader}`)),
+      });
       const b = (await r.json()) as { count: number };
       if (b.count !== 1) throw new Error('not caught up yet');
     }, 'restarted node catches up').catch((err: unknown) => {
@@ -146,8 +151,9 @@ test(
     // a fourth node joins as a learner, is promoted, and another voter is removed
     nodes.set(4, await startServer(args(4, ['--meta-join', 'true'])));
     const addr4 = `127.0.0.1:${grpcPorts.get(4)}`;
-    const liveHttp = `127.0.0.1:${nodes.get(leader === 1 ? 2 : 1)?.ports.http}`;
-    const add = await ctl(['meta', 'member', 'add', '4', addr4, '--server', liveHttp, '--timeout-ms', '15000']);
+    const live = leader === 1 ? 2 : 1;
+    const liveHttp = `127.0.0.1:${nodes.get(live)?.ports.http}`;
+    const add = await ctl(['meta', 'member', 'add', '4', addr4, '--server', liveHttp, '--timeout-ms', '15000', ...token(live)]);
     assert.equal(add.code, 0, add.stderr);
     await retry(() => client.promote(4), 'promote node 4 once caught up', 20_000);
     const victim = [1, 2, 3].find((id) => id !== leader) as number;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { health } from '@robustmq/proto';
-import { runServer, startServer } from '../src/index.js';
+import { adminHeaders, runServer, startServer, waitReady } from '../src/index.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'robustmq-e2e-'));
@@ -15,7 +15,7 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-const anyPorts = ['--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--grpc-port', '0'];
+const anyPorts = ['--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--grpc-port', '0', '--ws-port', '0'];
 
 test('start on free ports, answer health and metrics, stop on SIGTERM with exit 0', async (t) => {
   const dir = tempDir(t);
@@ -26,9 +26,10 @@ test('start on free ports, answer health and metrics, stop on SIGTERM with exit 
 
   const live = await fetch(`${base}/health/live`);
   assert.equal(live.status, 200);
-  const ready = await fetch(`${base}/health/ready`);
-  assert.equal(ready.status, 200);
-  assert.deepEqual(await ready.json(), { status: 'ready', roles: { meta: 'ready', journal: 'ready', broker: 'ready' } });
+  assert.deepEqual(await waitReady(srv.ports.http as number), {
+    status: 'ready',
+    roles: { meta: 'ready', journal: 'ready', broker: 'ready' },
+  });
 
   // a connection shows up in the project's own metrics, beside the runtime ones
   const sock = createConnection({ host: '127.0.0.1', port: srv.ports.mqtt as number });
@@ -142,9 +143,10 @@ test('settings come from environment variables, and flags win over them', async 
   });
   t.after(() => srv.proc.kill('SIGKILL'));
   assert.deepEqual(Object.keys(srv.ports).sort(), ['grpc', 'http'], 'a meta-only node has no client listeners');
-  const ready = await (await fetch(`http://127.0.0.1:${srv.ports.http}/health/ready`)).json();
-  assert.deepEqual(ready, { status: 'ready', roles: { meta: 'ready' } });
-  const status = (await (await fetch(`http://127.0.0.1:${srv.ports.http}/api/v1/meta/status`)).json()) as { groups: unknown[] };
+  assert.deepEqual(await waitReady(srv.ports.http as number), { status: 'ready', roles: { meta: 'ready' } });
+  const status = (await (await fetch(`http://127.0.0.1:${srv.ports.http}/api/v1/meta/status`, { headers: adminHeaders(dir) })).json()) as {
+    groups: unknown[];
+  };
   assert.equal(status.groups.length, 4, 'one cluster group, one session group, two offset groups');
   assert.equal(await srv.stop(), 0);
 });

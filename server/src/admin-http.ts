@@ -11,6 +11,8 @@ export interface AdminHttpOptions {
   registry: Registry;
   /** Role name → probe. Ready only when every probe is. */
   readiness: () => Record<string, string | undefined>;
+  /** Bearer-token check of every request under /api/ (health and /metrics stay open for probes). */
+  authorize?: (req: IncomingMessage) => boolean;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -53,6 +55,15 @@ export class AdminHttp {
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const handler = this.#routes.get(`${req.method ?? 'GET'} ${path}`);
+    if (path.startsWith('/api/') && this.#opts.authorize !== undefined && !this.#opts.authorize(req)) {
+      sendJson(
+        res,
+        401,
+        { error: 'missing or invalid bearer token (robust-ctl --token-file; see <dataDir>/admin-token)', code: 'ERR_UNAUTHENTICATED' },
+        { 'www-authenticate': 'Bearer realm="robustmq"' },
+      );
+      return;
+    }
     try {
       if (handler !== undefined) return await handler(req, res);
       const allowed = [...this.#routes.keys()].filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);

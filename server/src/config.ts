@@ -42,6 +42,26 @@ const bool = () =>
     z.boolean({ error: 'expected true or false' }),
   );
 
+const AuthMethods = ['users', 'jwt', 'webhook', 'cert', 'scram'] as const;
+const splitList = (v: unknown): unknown =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+    : v;
+const methodListOrEmpty = z.preprocess(
+  splitList,
+  z.array(z.enum(AuthMethods)).refine((a) => new Set(a).size === a.length, 'authenticators must not repeat'),
+);
+const methodList = z.preprocess(
+  splitList,
+  z
+    .array(z.enum(AuthMethods))
+    .min(1, 'at least one authenticator (anonymous access is auth.allowAnonymous)')
+    .refine((a) => new Set(a).size === a.length, 'authenticators must not repeat'),
+);
+
 const peerList = z
   .string()
   .refine(
@@ -59,9 +79,9 @@ export const ConfigSchema = z.strictObject({
     .default('')
     .describe('Host name or address other nodes use to reach this one; empty = bindHost, or the host name when bindHost is 0.0.0.0'),
   mqttPort: port(1883, 'MQTT over TCP port'),
-  mqttsPort: port(8883, 'MQTT over TLS port (reserved: the TLS listener arrives with the security issue #6)'),
-  wsPort: port(8083, 'MQTT over WebSocket port, path /mqtt (reserved: arrives with issue #6)'),
-  wssPort: port(8084, 'MQTT over secure WebSocket port (reserved: arrives with issue #6)'),
+  mqttsPort: port(8883, 'MQTT over TLS port; bound only when tls.certFile and tls.keyFile are set'),
+  wsPort: port(8083, 'MQTT over WebSocket port, path /mqtt, subprotocols mqtt and mqttv3.1'),
+  wssPort: port(8084, 'MQTT over secure WebSocket port, path /mqtt; bound only when tls.certFile and tls.keyFile are set'),
   kafkaPort: port(9092, 'Kafka protocol port'),
   httpPort: port(58080, 'Admin HTTP port: /health/live, /health/ready, /metrics, /api/v1'),
   grpcPort: port(1228, 'gRPC port for meta and journal services between nodes'),
@@ -152,10 +172,147 @@ export const ConfigSchema = z.strictObject({
       .describe('Compacted engine: rewrite the log when this fraction of it is dead'),
     endpoint: z.string().default('').describe('gRPC endpoint (host:port) of a journal node, for broker nodes that do not run the journal'),
   }),
+  kafka: z.strictObject({
+    autoCreateTopics: bool()
+      .default(true)
+      .describe('Create a stream (Kafka topic) on the first Metadata or Produce that names an unknown one'),
+    defaultPartitions: num()
+      .min(1, 'at least 1')
+      .max(100_000, 'at most 100000')
+      .default(1)
+      .describe('Partitions of auto-created streams and of CreateTopics without a partition count (Kafka num.partitions)'),
+    streamEngine: z
+      .enum(['segment', 'memory'])
+      .default('segment')
+      .describe('Journal engine of new streams: segment (files, durable) or memory (bounded, lost on restart)'),
+    groupInitialRebalanceDelayMs: num()
+      .min(0, 'must not be negative')
+      .default(3000)
+      .describe('Delay of the first rebalance of an empty consumer group, in milliseconds (Kafka group.initial.rebalance.delay.ms)'),
+    groupMinSessionTimeoutMs: num()
+      .min(1, 'at least 1')
+      .default(6000)
+      .describe('Smallest session timeout a consumer may ask for, in milliseconds'),
+    groupMaxSessionTimeoutMs: num()
+      .min(1, 'at least 1')
+      .default(1_800_000)
+      .describe('Largest session timeout a consumer may ask for, in milliseconds'),
+    maxRequestBytes: num()
+      .min(1024, 'at least 1024')
+      .default(100 * 1024 * 1024)
+      .describe('Largest Kafka request frame, in bytes; a larger one closes the connection (Kafka socket.request.max.bytes)'),
+    drainTimeoutMs: num()
+      .min(1, 'at least 1')
+      .default(30_000)
+      .describe('Longest a Kafka response may wait for a full socket buffer before the connection is closed, in milliseconds'),
+    producerIdleExpiryMs: num()
+      .min(1, 'at least 1')
+      .default(7 * 24 * 3600 * 1000)
+      .describe('Idempotent-producer sequence state idle longer than this is forgotten, in milliseconds'),
+    bindings: z
+      .string()
+      .default('')
+      .describe(
+        'MQTT/Kafka bindings written to meta at start, separated by ";": name:in:<mqtt filter>[,<filter>]=>stream or name:out:stream=>[mqtt topic prefix]',
+      ),
+  }),
   tls: z.strictObject({
-    certFile: z.string().default('').describe('PEM certificate chain for the TLS listeners; empty = TLS off (used from issue #6)'),
-    keyFile: z.string().default('').describe('PEM private key for the TLS listeners'),
-    caFile: z.string().default('').describe('PEM CA bundle used to verify client certificates; empty = none'),
+    certFile: z
+      .string()
+      .default('')
+      .describe('PEM certificate chain of the TLS listeners (mqtts, wss); empty = those listeners are not bound. Reloaded when it changes'),
+    keyFile: z.string().default('').describe('PEM private key of the TLS listeners; reloaded when it changes'),
+    caFile: z
+      .string()
+      .default('')
+      .describe('PEM CA bundle that verifies client certificates; set = clients are asked for one (mTLS); empty = none'),
+    requireClientCert: bool().default(false).describe('Refuse TLS clients without a certificate signed by tls.caFile'),
+    certUsernameFrom: z
+      .enum(['cn', 'san'])
+      .default('cn')
+      .describe('The cert authenticator takes the username from the certificate subject CN or its first SAN (DNS, email, URI)'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted'),
+    reloadCheckMs: num()
+      .min(50, 'at least 50')
+      .default(2000)
+      .describe('How often the certificate, key, CA and JWT key files are checked for changes, in milliseconds'),
+    handshakeTimeoutMs: num().min(100, 'at least 100').default(10_000).describe('Time allowed for a TLS handshake, in milliseconds'),
+  }),
+  auth: z.strictObject({
+    allowAnonymous: bool()
+      .default(false)
+      .describe('Let MQTT clients without credentials connect. Off: they are refused (CONNACK 0x87 / 5) and the log says why'),
+    chain: methodList
+      .default(['users', 'jwt', 'webhook', 'scram'])
+      .describe(
+        'Authenticators tried in order on every MQTT listener: users, jwt, webhook, cert, scram (each ignores what it cannot judge)',
+      ),
+    mqttChain: methodListOrEmpty.default([]).describe('Chain of the mqtt listener; empty = auth.chain'),
+    mqttsChain: methodListOrEmpty.default([]).describe('Chain of the mqtts listener; empty = auth.chain (add cert for mTLS login)'),
+    wsChain: methodListOrEmpty.default([]).describe('Chain of the ws listener; empty = auth.chain'),
+    wssChain: methodListOrEmpty.default([]).describe('Chain of the wss listener; empty = auth.chain'),
+    aclDefault: z.enum(['allow', 'deny']).default('allow').describe('Decision when no ACL rule matches a PUBLISH or SUBSCRIBE'),
+    cacheWaitMs: num()
+      .min(0, 'must not be negative')
+      .default(5000)
+      .describe('Longest a CONNECT waits for users and ACLs to load from meta at start-up, in milliseconds'),
+    adminTokenFile: z
+      .string()
+      .default('')
+      .describe('File of admin API bearer tokens, one per line; empty = <dataDir>/admin-token, created (mode 0600) on first start'),
+    jwt: z.strictObject({
+      secretFile: z.string().default('').describe('File with the HS256 shared secret; empty = HS256 off'),
+      publicKeyFile: z.string().default('').describe('PEM public key or certificate for RS256/ES256 tokens; empty = none'),
+      jwksFile: z.string().default('').describe('JWKS file ({"keys": [...]}) for RS256/ES256 tokens, chosen by kid; empty = none'),
+      usernameClaim: z.string().min(1).default('sub').describe('Claim that becomes the MQTT username'),
+      aclClaim: z
+        .string()
+        .min(1)
+        .default('acl')
+        .describe('Claim with ACL rules [{action, topic, permission}] checked before the stored rules'),
+      requireExp: bool().default(true).describe('Refuse tokens without an exp claim'),
+      issuer: z.string().default('').describe('Required iss claim; empty = not checked'),
+      audience: z.string().default('').describe('Required aud claim; empty = not checked'),
+    }),
+    webhook: z.strictObject({
+      url: z.string().default('').describe('Auth webhook URL (POST JSON, answer allow/deny/ignore); empty = off'),
+      timeoutMs: num()
+        .min(1, 'at least 1')
+        .default(2000)
+        .describe('Webhook timeout in milliseconds; a timeout or error denies (fails closed)'),
+      cacheTtlMs: num()
+        .min(0, 'must not be negative')
+        .default(60_000)
+        .describe('How long a webhook answer is reused for the same credentials, in milliseconds'),
+    }),
+  }),
+  limits: z.strictObject({
+    maxConnectionsPerListener: num().min(0, 'must not be negative').default(0).describe('Open connections per MQTT listener; 0 = no limit'),
+    connectRatePerIp: num()
+      .min(0, 'must not be negative')
+      .default(0)
+      .describe('New MQTT connections per second from one IP address; 0 = no limit'),
+    publishRatePerClient: num()
+      .min(0, 'must not be negative')
+      .default(0)
+      .describe('PUBLISH packets per second per client (over it, reading pauses); 0 = no limit'),
+    publishBytesPerSecPerClient: num()
+      .min(0, 'must not be negative')
+      .default(0)
+      .describe('PUBLISH payload bytes per second per client (over it, reading pauses); 0 = no limit'),
+    flapMaxConnects: num()
+      .min(0, 'must not be negative')
+      .default(0)
+      .describe('CONNECTs of one client id within limits.flapWindowMs that ban it for limits.flapBanMs; 0 = off'),
+    flapWindowMs: num().min(1, 'at least 1').default(60_000).describe('Flapping detection window, in milliseconds'),
+    flapBanMs: num()
+      .min(1, 'at least 1')
+      .default(300_000)
+      .describe('How long a flapping client id is banned (a deny-list entry), in milliseconds'),
+    drainTimeoutMs: num()
+      .min(1, 'at least 1')
+      .default(30_000)
+      .describe('A client whose socket does not drain for this long is disconnected (slow consumer), in milliseconds'),
   }),
 });
 

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Logger, Registry } from '@robustmq/common';
 import { ErrorCode, RobustError } from '@robustmq/common';
 import { Broker, openClusterStores } from '@robustmq/broker';
@@ -7,6 +8,7 @@ import { GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from 
 import { Journal, createJournalService, type JournalClient } from '@robustmq/journal';
 import { journal as journalProto } from '@robustmq/proto';
 import { registerMetaRoutes } from './meta-http.js';
+import { brokerSecurityOptions, loadAdminTokens, registerSecurityRoutes } from './security-http.js';
 import type { Config } from './config.js';
 import { DataDir } from './data-dir.js';
 import { AdminHttp } from './admin-http.js';
@@ -84,7 +86,13 @@ export class RobustNode {
       problems.push((err as Error).message);
     }
     const has = (r: string): boolean => (c.roles as readonly string[]).includes(r);
+    // The admin API under /api/v1 takes a bearer token, localhost included; the first one is made now.
+    const tokens =
+      this.#dataDir === undefined
+        ? undefined
+        : loadAdminTokens(c.auth.adminTokenFile || join(this.#dataDir.path, 'admin-token'), this.#log);
     this.#http = new AdminHttp({
+      authorize: tokens ?? (() => false),
       host: c.bindHost,
       port: c.httpPort,
       log: this.#log.child({ component: 'http' }),
@@ -107,6 +115,7 @@ export class RobustNode {
       });
       services.push({ definition: metaProto.MetaRaftService, implementation: transport.service() });
       registerMetaRoutes(this.#http, () => client);
+      registerSecurityRoutes(this.#http, () => client);
     }
     if (has('journal'))
       services.push({ definition: journalProto.JournalService, implementation: createJournalService(this.journalClient()) });
@@ -146,6 +155,10 @@ export class RobustNode {
           ),
         ...(has('meta') ? { meta: this.metaClient() } : {}),
         ...(has('journal') ? { journal: this.journalClient() } : {}),
+        ...brokerSecurityOptions(c),
+        kafka: c.kafka,
+        nodeId: c.nodeId,
+        advertiseHost: advertiseHost(c),
       });
       this.#broker = broker;
       for (const l of broker.listeners) binds.push({ name: l.name, bind: () => l.listen() });

@@ -25,6 +25,7 @@ import { handleSubscribe } from './handlers/subscribe.js';
 import { handleUnsubscribe } from './handlers/unsubscribe.js';
 import { handleDisconnect } from './handlers/disconnect.js';
 import { handleAuth } from './handlers/auth.js';
+import { ConnectionSecurity, type ConnectionInfo } from '../auth/security.js';
 
 /** A response that must go out in order with the others (PUBACK, PUBREC, SUBACK …). */
 interface PendingResponse {
@@ -75,6 +76,13 @@ export class Connection {
   willCancelled = false;
   /** Inbound QoS 1 messages not yet acknowledged (Receive Maximum accounting). */
   inboundPending = 0;
+  /** Listener, peer address and client certificate. */
+  readonly info: ConnectionInfo;
+  /** Principal, ACL decision cache, rate buckets, token expiry, SCRAM exchange. */
+  readonly sec = new ConnectionSecurity();
+  /** Frames that arrived while CONNECT was being authenticated (asynchronously). */
+  #held: Frame[] | undefined;
+  #throttleTimer: NodeJS.Timeout | undefined;
 
   readonly #responses: PendingResponse[] = [];
   #responsesHead = 0;
@@ -84,16 +92,21 @@ export class Connection {
   #paused = false;
   #drainTimer: NodeJS.Timeout | undefined;
 
-  constructor(socket: Socket, engine: MqttEngine, log: Logger) {
+  constructor(socket: Socket, engine: MqttEngine, log: Logger, info?: ConnectionInfo) {
     this.socket = socket;
     this.engine = engine;
+    this.info = info ?? { listener: 'mqtt', remoteAddress: socket.remoteAddress ?? '' };
     this.log = log.child({ connId: this.id });
     this.#framer = new Framer(engine.config.maxPacketSizeBytes);
     this.outboundWindow = engine.config.maxInflightMessages;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => socket.end());
-    socket.on('close', () => this.engine.onConnectionClosed(this));
+    socket.on('close', () => {
+      this.sec.dispose();
+      clearTimeout(this.#throttleTimer);
+      this.engine.onConnectionClosed(this);
+    });
     socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
   }
 
@@ -118,6 +131,13 @@ export class Connection {
     }
     for (const f of frames) {
       if (this.closed) return;
+      if (this.#held !== undefined) {
+        // Bounded: the socket is paused while held, so only the rest of one read waits here.
+        if (!this.connected && this.#held.length >= 64)
+          return this.#protocolFailure(new MqttProtocolError(ReasonCode.ProtocolError, 'packets before CONNACK'));
+        this.#held.push(f);
+        continue;
+      }
       try {
         this.#handle(f);
       } catch (err) {
@@ -125,6 +145,55 @@ export class Connection {
         return;
       }
     }
+  }
+
+  /** Stops handling packets (CONNECT is being authenticated); they wait until `release()`. */
+  hold(): void {
+    this.#held ??= [];
+    this.socket.pause();
+  }
+
+  /** Handles the packets that waited during `hold()` and reads on. */
+  release(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (this.closed) return;
+    for (const f of held ?? []) {
+      if (this.closed) return;
+      if (this.#held !== undefined) {
+        (this.#held as Frame[]).push(f);
+        continue;
+      }
+      try {
+        this.#handle(f);
+      } catch (err) {
+        this.#protocolFailure(err);
+        return;
+      }
+    }
+    if (this.#held === undefined && !this.#paused && this.#throttleTimer === undefined) this.socket.resume();
+  }
+
+  /** Runs `fn` as a packet handler would (its errors close the connection the same way). */
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#protocolFailure(err);
+    }
+  }
+
+  /**
+   * Stops handling packets for `ms` (a publish rate limit): the rest of the current read waits,
+   * the socket is paused, and the client's own TCP window slows it down.
+   */
+  throttle(ms: number): void {
+    if (this.closed || this.#throttleTimer !== undefined) return;
+    this.hold();
+    this.#throttleTimer = setTimeout(() => {
+      this.#throttleTimer = undefined;
+      this.release();
+    }, ms).unref();
   }
 
   #protocolFailure(err: unknown): void {
@@ -140,6 +209,11 @@ export class Connection {
 
   #handle(f: Frame): void {
     if (!this.connected) {
+      // AUTH continues an enhanced authentication started by CONNECT (5.0 §4.12)
+      if (f.type === PacketType.Auth && this.sec.scram !== undefined) {
+        handleAuth(this, this.#decoder.decode(f));
+        return;
+      }
       // The first packet from the client MUST be CONNECT [MQTT-3.1.0-1]
       if (f.type !== PacketType.Connect) throw new MqttProtocolError(ReasonCode.ProtocolError, 'first packet is not CONNECT');
       handleConnect(this, f, this.#decoder);
@@ -275,7 +349,7 @@ export class Connection {
     }
     if (this.#paused && rs.length - this.#responsesHead < this.engine.config.receiveMaximum / 2) {
       this.#paused = false;
-      this.socket.resume();
+      if (this.#throttleTimer === undefined && this.#held === undefined) this.socket.resume();
     }
   }
 
@@ -384,6 +458,8 @@ export class Connection {
     if (reasonCode !== undefined) this.engine.countDisconnect(reasonName(reasonCode));
     this.closed = true;
     clearTimeout(this.#drainTimer);
+    clearTimeout(this.#throttleTimer);
+    this.sec.dispose();
     if (this.#out.length > 0) {
       this.socket.write(this.#out.length === 1 ? (this.#out[0] as Buffer) : Buffer.concat(this.#out));
       this.#out = [];

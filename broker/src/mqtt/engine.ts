@@ -13,6 +13,7 @@ import { ReasonCode } from './reason-codes.js';
 import { createMemoryStores } from './stores/memory.js';
 import { openFileStores } from './stores/file.js';
 import type { MqttStores, SessionRecord, StoredMessage, SubscriptionRecord, WillRecord } from './stores/types.js';
+import type { BrokerSecurity, ConnectionInfo } from '../auth/security.js';
 
 export interface MqttEngineOptions {
   log: Logger;
@@ -25,6 +26,14 @@ export interface MqttEngineOptions {
   dataDir?: string;
   /** Reported in `$SYS/broker/version`. */
   version?: string;
+  /**
+   * Sink for every routed PUBLISH (the MQTT → Kafka bindings). When it returns a promise (a
+   * binding stored the message), the message counts as matched and a QoS ≥ 1 acknowledgement
+   * waits for that promise: acknowledged means stored. Undefined = nothing bound.
+   */
+  onPublish?: (m: Message) => Promise<void> | undefined;
+  /** Authentication, ACLs and abuse limits; without it every client is allowed everything. */
+  security?: BrokerSecurity;
 }
 
 /** Counters kept as plain numbers on the hot path, folded into prom-client periodically. */
@@ -66,6 +75,7 @@ export class MqttEngine {
   readonly config: Readonly<MqttConfig>;
   readonly log: Logger;
   readonly metrics: MqttMetrics;
+  readonly security: BrokerSecurity | undefined;
   readonly stats: EngineStats = { received: [0, 0, 0], sent: [0, 0, 0], bytesIn: 0, bytesOut: 0 };
   /** Resolves once the stores are open and state is restored; connections wait for it. */
   readonly ready: Promise<void>;
@@ -86,12 +96,15 @@ export class MqttEngine {
   #housekeeping: NodeJS.Timeout | undefined;
   #sysTimer: NodeJS.Timeout | undefined;
   readonly #limitLogged = new Set<string>();
+  readonly #onPublish: MqttEngineOptions['onPublish'];
 
   constructor(opts: MqttEngineOptions) {
     this.config = resolveMqttConfig(opts.config);
     this.log = opts.log;
     this.metrics = createMqttMetrics(opts.registry);
+    this.security = opts.security;
     this.#version = opts.version ?? '0.1.0';
+    this.#onPublish = opts.onPublish;
     this.ready = this.#open(opts);
     this.ready.catch((err: unknown) => this.log.error({ err }, 'mqtt stores failed to open'));
   }
@@ -163,14 +176,14 @@ export class MqttEngine {
     this.metrics.retained.set(stores.retain.size);
   }
 
-  /** Takes a freshly accepted socket. */
-  handleSocket(socket: Socket): void {
+  /** Takes a freshly accepted socket (a TLS socket, or a WebSocket stream shaped like one). */
+  handleSocket(socket: Socket, info?: ConnectionInfo): void {
     const start = (): void => {
       if (this.#closing) {
         socket.destroy();
         return;
       }
-      const conn = new Connection(socket, this, this.log);
+      const conn = new Connection(socket, this, this.log, info);
       this.#connections.add(conn);
     };
     if (this.#isReady) start();
@@ -410,6 +423,11 @@ export class MqttEngine {
       (g) => groups.push(g),
     );
     let matched = 0;
+    const sunk = this.#onPublish?.(m);
+    if (sunk !== undefined) {
+      matched++;
+      (waits ??= []).push(sunk);
+    }
     const publisherId = m.publisherId;
     if (subs.length === 1) {
       const sub = subs[0] as Subscription<Session>;

@@ -13,6 +13,7 @@ import { checkTopicName } from '../topic.js';
 import { NEVER_EXPIRES } from '../session.js';
 import type { Connection } from '../connection.js';
 import type { StoredMessage, WillRecord } from '../stores/types.js';
+import type { ConnectAttempt, ConnectDecision } from '../../auth/security.js';
 
 /** mqtt-packet's user properties (an object of string | string[]) as ordered pairs. */
 export function toUserProperties(up: Record<string, string | string[]> | undefined): UserProperty[] | undefined {
@@ -102,9 +103,11 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
     if (v5) assigned = clientId;
   }
 
-  if (v5 && props?.authenticationMethod !== undefined) {
-    // No enhanced authentication method is supported (5.0 §4.12)
-    refuse(conn, ReasonCode.BadAuthenticationMethod, `authentication method ${props.authenticationMethod} not supported`);
+  const sec = engine.security;
+  const authMethod = v5 ? props?.authenticationMethod : undefined;
+  if (authMethod !== undefined && (sec === undefined || !sec.offersScram(conn.info.listener, authMethod))) {
+    // An enhanced authentication method this listener does not offer (5.0 §4.12)
+    refuse(conn, ReasonCode.BadAuthenticationMethod, `authentication method ${authMethod} not supported`);
     return;
   }
 
@@ -184,7 +187,96 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
   }
   conn.decoderVersion = proto.level;
 
-  const { session, present } = engine.openSession(conn, clientId, !p.clean, expirySec, proto.level, will);
+  if (sec === undefined) {
+    completeConnect(conn, p, clientId, expirySec, will, { expiryChanged, assigned, serverKeepAlive }, undefined, undefined);
+    return;
+  }
+  // Authentication is asynchronous (meta cache, scrypt, webhook): packets wait meanwhile.
+  const attempt: ConnectAttempt = {
+    info: conn.info,
+    clientId,
+    username: p.username,
+    password: p.password === undefined ? undefined : Buffer.from(p.password),
+  };
+  const extra = { expiryChanged, assigned, serverKeepAlive };
+  const decided = (d: ConnectDecision & { data?: Buffer }): void => {
+    if (conn.closed) return;
+    if (!d.ok) {
+      refuse(conn, d.reasonCode, d.why);
+      return;
+    }
+    conn.sec.principal = d.principal;
+    if (d.principal.username !== undefined) conn.log = conn.log.child({ username: d.principal.username });
+    if (d.expiresAt !== undefined) {
+      conn.sec.expireAt(d.expiresAt, () => {
+        sec.noteTokenExpired(conn.clientId);
+        conn.close(ReasonCode.NotAuthorized, 'token expired');
+      });
+    }
+    let w = will;
+    if (w !== undefined && !sec.authorize(conn.sec, 'publish', w.message.topic)) {
+      // A will the client may not publish is dropped (the connection itself is allowed).
+      sec.noteDenied(clientId, 'publish', w.message.topic);
+      w = undefined;
+    }
+    conn.guard(() => completeConnect(conn, p, clientId, expirySec, w, extra, authMethod, d.data));
+    conn.release();
+  };
+  const failed = (err: unknown): void => {
+    conn.log.error({ err, clientId }, 'authentication failed');
+    if (!conn.closed) refuse(conn, ReasonCode.UnspecifiedError, 'authentication failed');
+  };
+  conn.hold();
+  if (authMethod === undefined) {
+    sec.authenticate(attempt).then(decided, failed);
+    return;
+  }
+  // SCRAM-SHA-256: CONNECT carries client-first; AUTH 0x18 answers server-first; the client's
+  // AUTH carries client-final; CONNACK carries server-final (5.0 §4.12).
+  sec.scramStart(attempt, props?.authenticationData, conn.sec).then((r) => {
+    if (conn.closed) return;
+    if (!r.ok) {
+      refuse(conn, r.reasonCode, r.why);
+      return;
+    }
+    conn.sec.pendingConnect = (data) => decided(sec.scramFinish(attempt, data, conn.sec));
+    conn.write(
+      encodePacket(
+        {
+          cmd: 'auth',
+          reasonCode: ReasonCode.ContinueAuthentication,
+          properties: { authenticationMethod: authMethod, authenticationData: r.data },
+        },
+        5,
+      ),
+    );
+    conn.release();
+  }, failed);
+}
+
+/** Opens or resumes the session and answers CONNACK, once the client is authenticated. */
+function completeConnect(
+  conn: Connection,
+  p: IConnectPacket,
+  clientId: string,
+  expirySec: number,
+  will: WillRecord | undefined,
+  extra: { expiryChanged: boolean; assigned: string | undefined; serverKeepAlive: number | undefined },
+  authMethod: string | undefined,
+  authData: Buffer | undefined,
+): void {
+  const engine = conn.engine;
+  const c = engine.config;
+  const v5 = conn.isV5;
+  const props = p.properties;
+  const { expiryChanged, assigned, serverKeepAlive } = extra;
+  if (engine.connectedCount >= c.maxConnections) {
+    engine.limitHit('connections', clientId);
+    conn.log.warn({ clientId, maxConnections: c.maxConnections }, 'connection limit reached');
+    refuse(conn, v5 ? ReasonCode.QuotaExceeded : ReasonCode.ServerUnavailable, 'connection limit reached');
+    return;
+  }
+  const { session, present } = engine.openSession(conn, clientId, !p.clean, expirySec, conn.protocolVersion, will);
 
   let connackProps: IConnackPacket['properties'];
   if (v5) {
@@ -202,6 +294,10 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
     if (serverKeepAlive !== undefined) connackProps.serverKeepAlive = serverKeepAlive;
     // Request Response Information: the server MAY answer with a prefix for response topics
     if (props?.requestResponseInformation === true) connackProps.responseInformation = `$response/${clientId}/`;
+    if (authMethod !== undefined) {
+      connackProps.authenticationMethod = authMethod;
+      if (authData !== undefined) connackProps.authenticationData = authData;
+    }
   }
   conn.connected = true;
   sendConnack(conn, ReasonCode.Success, present, connackProps);

@@ -15,6 +15,16 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   const session = conn.session;
   if (session === undefined) return;
   engine.stats.received[p.qos]++;
+  const sec = engine.security;
+  if (sec !== undefined && (sec.limits.publishRatePerClient > 0 || sec.limits.publishBytesPerSecPerClient > 0)) {
+    // Over the client's publish budget: reading pauses until the bucket refills.
+    const { waitMs, limit } = conn.sec.throttle(sec.limits, p.payload.length, Date.now());
+    if (waitMs > 0 && limit !== undefined) {
+      sec.metrics.rateLimited.inc({ limit });
+      engine.limitHit(limit, conn.clientId);
+      conn.throttle(waitMs);
+    }
+  }
 
   if (p.qos > 0 && v5) {
     // More unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum [MQTT-3.3.4-9]
@@ -78,6 +88,17 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   if (topic.startsWith('$SYS')) {
     // $SYS/ is written by the server only; client messages there are acknowledged and dropped.
     ack(conn, p, ReasonCode.Success);
+    return;
+  }
+  if (sec !== undefined && !sec.authorize(conn.sec, 'publish', topic)) {
+    sec.noteDenied(conn.clientId, 'publish', topic);
+    // 5.0: PUBACK/PUBREC 0x87 Not authorized; 3.1.1 has no way to say it: the message is
+    // dropped and acknowledged as usual, so the client's flow is not stuck.
+    if (v5) ack(conn, p, ReasonCode.NotAuthorized);
+    else {
+      if (p.qos === 2) session.inboundQos2.add(p.packetId);
+      ack(conn, p, ReasonCode.Success);
+    }
     return;
   }
   const { matched, durable } = engine.publish(m, session);

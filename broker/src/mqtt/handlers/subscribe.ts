@@ -42,6 +42,13 @@ export function handleSubscribe(conn: Connection, p: Packet): void {
     // No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4]
     if (parsed.group !== undefined && req.nl === true)
       throw new MqttProtocolError(ReasonCode.ProtocolError, 'no local on a shared subscription');
+    const sec = engine.security;
+    if (sec !== undefined && !sec.authorize(conn.sec, 'subscribe', req.topic)) {
+      // Not authorized: 0x87 (5.0) / failure 0x80 (3.1.1) for this filter only
+      sec.noteDenied(conn.clientId, 'subscribe', req.topic);
+      codes.push(v5 ? ReasonCode.NotAuthorized : SUBACK_FAILURE);
+      continue;
+    }
     const existing = session.subscriptions.has(req.topic);
     if (!existing && session.subscriptions.size >= c.maxSubscriptionsPerClient) {
       engine.limitHit('subscriptions', conn.clientId);

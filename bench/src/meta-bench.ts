@@ -1,0 +1,216 @@
+/**
+ * Meta benchmark: committed writes per second and latency with concurrent clients over gRPC,
+ * against 1 and 3 meta nodes on loopback (real robust-server processes), and watch fan-out:
+ * one write seen by N watchers. Usage: robust-bench meta [--seconds N] [--clients N] [--watchers N]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { meta as metaProto } from '@robustmq/proto';
+import { GrpcMetaClient, GrpcRaftTransport, MetaNode, type MetaClient } from '@robustmq/meta';
+
+const SERVER = fileURLToPath(new URL('../../../bin/robust-server', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+function startNode(args: string[]): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [SERVER, 'start', '--bind-host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+      if (l.includes('"msg":"listening"')) resolve(proc);
+    });
+    proc.once('exit', (code) => reject(new Error(`robust-server exited with ${code}`)));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+async function writeLoad(
+  client: MetaClient,
+  clients: number,
+  seconds: number,
+): Promise<{ writes: number; perSec: number; p50: number; p99: number; errors: number }> {
+  const lat: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const value = Buffer.alloc(64, 'v');
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t0 = performance.now();
+        try {
+          await client.put(`/bench/c${c}/k${i % 100}`, value);
+          lat.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  lat.sort((a, b) => a - b);
+  return { writes: lat.length, perSec: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), errors };
+}
+
+async function watchFanOut(client: MetaClient, watchers: number): Promise<{ p50: number; max: number; seen: number }> {
+  const key = `/bench/watch/${Date.now()}`;
+  const delays: number[] = [];
+  let t0 = 0;
+  let resolveAll: () => void = () => undefined;
+  const all = new Promise<void>((r) => (resolveAll = r));
+  const cancels = Array.from({ length: watchers }, () =>
+    client.watch(key, undefined, {}, () => {
+      delays.push(performance.now() - t0);
+      if (delays.length === watchers) resolveAll();
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 1500)); // let every watch stream open
+  t0 = performance.now();
+  await client.put(key, Buffer.from('x'));
+  await Promise.race([all, new Promise((r) => setTimeout(r, 10_000))]);
+  for (const c of cancels) c();
+  delays.sort((a, b) => a - b);
+  return { p50: percentile(delays, 50), max: delays.at(-1) ?? 0, seen: delays.length };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { seconds: { type: 'string' }, clients: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help === true) {
+    process.stdout.write('robust-bench meta [--seconds 10] [--clients 64] [--watchers 1000]\n');
+    return 0;
+  }
+  const seconds = Number(values.seconds ?? 10);
+  const clients = Number(values.clients ?? 64);
+  const watchers = Number(values.watchers ?? 1000);
+  const rows: string[][] = [];
+  for (const nodes of [1, 3]) {
+    const base = mkdtempSync(join(tmpdir(), 'robustmq-meta-bench-'));
+    const ports = await Promise.all(Array.from({ length: nodes }, freePort));
+    const peers = new Map(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
+    const procs: ChildProcess[] = [];
+    // Node 1 runs inside this process, so its clients call it in-process (as brokers do in the
+    // all-in-one server) and what is measured is consensus: WAL, fsync and replication over
+    // gRPC to the other nodes, which are real robust-server processes.
+    const log = pino({ level: 'warn' });
+    const transport = new GrpcRaftTransport({ nodeId: 1, clusterId: () => 'bench', log });
+    transport.setSelfAddress(peers.get(1) as string);
+    const server = new grpc.Server();
+    server.addService(metaProto.MetaRaftService, transport.service() as unknown as grpc.UntypedServiceImplementation);
+    let node: MetaNode | undefined;
+    server.addService(
+      metaProto.MetaService,
+      (await import('@robustmq/meta')).createMetaService(
+        new Proxy({} as MetaClient, {
+          get:
+            (_t, k: string) =>
+            (...a: unknown[]) =>
+              (node as unknown as Record<string, (...x: unknown[]) => unknown>)[k]?.(...a),
+        }),
+        () => ({ roles: ['meta'], ready: true }),
+        log,
+      ) as unknown as grpc.UntypedServiceImplementation,
+    );
+    await new Promise<void>((r, j) =>
+      server.bindAsync(peers.get(1) as string, grpc.ServerCredentials.createInsecure(), (e) => (e ? j(e) : r())),
+    );
+    try {
+      const peerSpec = [...peers].map(([id, a]) => `${id}=${a}`).join(',');
+      node = await MetaNode.open({
+        nodeId: 1,
+        dir: join(base, 'n1'),
+        log,
+        registry: new Registry(),
+        transport,
+        address: peers.get(1) as string,
+        initialMembers: peers,
+        clusterId: 'bench',
+        sessionGroups: 1,
+        offsetGroups: 1,
+      });
+      for (let i = 1; i < nodes; i++) {
+        procs.push(
+          await startNode([
+            '--roles',
+            'meta',
+            '--node-id',
+            String(i + 1),
+            '--data-dir',
+            join(base, `n${i + 1}`),
+            '--grpc-port',
+            String(ports[i]),
+            '--http-port',
+            '0',
+            '--meta-peers',
+            peerSpec,
+            '--meta-cluster-id',
+            'bench',
+            '--meta-session-groups',
+            '1',
+            '--meta-offset-groups',
+            '1',
+          ]),
+        );
+      }
+      while (!node.isReady()) await new Promise((r) => setTimeout(r, 20));
+      // keep leadership here so the in-process clients talk to the leader
+      for (let g = 0; g < node.groups.length; g++) if (node.group(g).leader !== 1) await node.transferLeader(g, 1);
+      const inproc = await writeLoad(node, clients, seconds);
+      rows.push([
+        `${nodes}`,
+        'in-process',
+        `${clients}`,
+        inproc.perSec.toFixed(0),
+        inproc.p50.toFixed(2),
+        inproc.p99.toFixed(2),
+        String(inproc.errors),
+      ]);
+      process.stderr.write(`${nodes} node(s), in-process clients: ${inproc.perSec.toFixed(0)} writes/s\n`);
+      const remote = new GrpcMetaClient([peers.get(1) as string]);
+      const g = await writeLoad(remote, clients, seconds);
+      rows.push([`${nodes}`, 'gRPC', `${clients}`, g.perSec.toFixed(0), g.p50.toFixed(2), g.p99.toFixed(2), String(g.errors)]);
+      process.stderr.write(`${nodes} node(s), gRPC clients: ${g.perSec.toFixed(0)} writes/s\n`);
+      if (nodes === 3) {
+        const f = await watchFanOut(node, watchers);
+        process.stdout.write(
+          `watch fan-out (in-process watchers): 1 write seen by ${f.seen}/${watchers}, delay p50 ${f.p50.toFixed(2)} ms, max ${f.max.toFixed(2)} ms\n`,
+        );
+        const fr = await watchFanOut(remote, watchers);
+        process.stdout.write(
+          `watch fan-out (gRPC watch streams): 1 write seen by ${fr.seen}/${watchers}, delay p50 ${fr.p50.toFixed(1)} ms, max ${fr.max.toFixed(1)} ms\n`,
+        );
+      }
+      remote.close();
+    } finally {
+      for (const p of procs) p.kill('SIGKILL');
+      await node?.close();
+      server.forceShutdown();
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
+  process.stdout.write(
+    `\n| meta nodes | client | concurrency | writes/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- | --- |\n`,
+  );
+  for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exit(await run(process.argv.slice(2)));

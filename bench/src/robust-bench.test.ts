@@ -1,0 +1,178 @@
+/**
+ * robust-bench over the wire: against an in-test RobustMQ (bin/robust-server), through a proxy
+ * that drops deliveries (loss must be reported and fail the run), and against the sink.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { startBroker, stopProcess } from './compare.js';
+import { MqttParser } from './mqtt-parser.js';
+import { PacketType } from './mqtt-packets.js';
+import { optionsFrom, runMqttBench, type MqttMode } from './mqtt-bench.js';
+import { startSink } from './sink.js';
+import type { Summary } from './stats.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+let broker: Awaited<ReturnType<typeof startBroker>>;
+
+before(async () => {
+  broker = await startBroker('robustmq');
+});
+after(async () => {
+  await stopProcess(broker.child);
+  rmSync(broker.dir, { recursive: true, force: true });
+});
+
+function bench(args: string[]): Promise<{ code: number; summary: Summary }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [MAIN, ...args, '--json'], { timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      try {
+        resolve({ code, summary: JSON.parse(stdout.trim().split('\n').pop() ?? '') as Summary });
+      } catch {
+        reject(new Error(`robust-bench ${args.join(' ')} exited ${code}: ${stderr}`));
+      }
+    });
+  });
+}
+
+/** A TCP proxy to `port` that drops every `every`-th PUBLISH the broker sends to a client. */
+async function lossyProxy(port: number, every: number): Promise<{ port: number; dropped: () => number; close: () => Promise<void> }> {
+  let seen = 0;
+  let dropped = 0;
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port });
+    for (const s of [client, upstream]) {
+      socks.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => (client.destroy(), upstream.destroy()));
+    }
+    client.pipe(upstream);
+    const parser = new MqttParser({
+      onPacket(type, _flags, buf, start, end) {
+        if (type === PacketType.Publish && ++seen % every === 0) {
+          dropped++;
+          return;
+        }
+        // re-frame the packet: the fixed header precedes `start`
+        const len = end - start;
+        const head =
+          len < 128 ? [len] : len < 16384 ? [(len & 0x7f) | 0x80, len >> 7] : [(len & 0x7f) | 0x80, ((len >> 7) & 0x7f) | 0x80, len >> 14];
+        client.write(Buffer.concat([Buffer.from([(type << 4) | _flags, ...head]), buf.subarray(start, end)]));
+      },
+      onMalformed: () => client.destroy(),
+    });
+    upstream.on('data', (chunk: Buffer) => parser.push(chunk));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    dropped: () => dropped,
+    close: async () => {
+      for (const s of socks) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('mqtt pubsub against RobustMQ: every message delivered, exit 0', async () => {
+  const { code, summary } = await bench([
+    'mqtt',
+    'pubsub',
+    '-p',
+    String(broker.mqttPort),
+    '-c',
+    '2',
+    '--subscribers',
+    '2',
+    '-n',
+    '5000',
+    '-t',
+    'wire/%i',
+    '--filter',
+    'wire/+',
+  ]);
+  assert.equal(summary.lost, 0);
+  assert.equal(summary.errorCount, 0, JSON.stringify(summary.errors));
+  assert.equal(summary.sent, 10_000);
+  assert.equal(summary.expected, 20_000);
+  assert.equal(summary.received, 20_000);
+  assert.equal(summary.latency?.count, 20_000);
+  assert.ok(summary.cpu.userS + summary.cpu.systemS > 0);
+  assert.equal(code, 0);
+});
+
+test('mqtt pubsub with deliveries dropped on the way: loss reported, exit 1', async (t) => {
+  const proxy = await lossyProxy(broker.mqttPort, 50);
+  t.after(() => proxy.close());
+  const { code, summary } = await bench([
+    'mqtt',
+    'pubsub',
+    '-p',
+    String(proxy.port),
+    '-c',
+    '2',
+    '-n',
+    '2000',
+    '-t',
+    'lossy/%i',
+    '--drain-timeout',
+    '1',
+  ]);
+  assert.ok(proxy.dropped() > 0);
+  assert.equal(summary.lost, proxy.dropped());
+  assert.equal(summary.received, 4000 - proxy.dropped());
+  assert.equal(code, 1);
+});
+
+test('mqtt conn against RobustMQ and bad options', async () => {
+  const { code, summary } = await bench(['mqtt', 'conn', '-p', String(broker.mqttPort), '-c', '200', '--concurrency', '50']);
+  assert.equal(code, 0);
+  assert.equal(summary.connections?.count, 200);
+  assert.ok((summary.connections?.rate ?? 0) > 0);
+  const bad = await new Promise<number>((r) =>
+    execFile(process.execPath, [MAIN, 'mqtt', 'pub', '--qos', '3'], (err) => r(typeof err?.code === 'number' ? err.code : 0)),
+  );
+  assert.equal(bad, 2);
+});
+
+test('against the sink: QoS 1 and 2 all acknowledged, 5.0 too', async (t) => {
+  const sink = await startSink();
+  t.after(() => sink.close());
+  const base = { host: '127.0.0.1', port: sink.port, clients: 2, count: 20_000, json: true, 'no-progress': true };
+  const defaults = {
+    'mqtt-version': '3.1.1',
+    concurrency: 10,
+    rate: 0,
+    size: 64,
+    topic: 'sink/%i',
+    retain: false,
+    inflight: 500,
+    batch: 64,
+    keepalive: 60,
+    'client-id': 't-%r-%i',
+    'drain-timeout': 2,
+    'connect-timeout': 5,
+    hold: 0,
+    subscribers: 0,
+  };
+  for (const [qos, version] of [
+    [1, '3.1.1'],
+    [2, '5'],
+  ] as const) {
+    const s = await runMqttBench(optionsFrom('pub' as MqttMode, { ...defaults, ...base, qos, 'mqtt-version': version }));
+    assert.equal(s.errorCount, 0, JSON.stringify(s.errors));
+    assert.equal(s.sent, 40_000);
+    assert.equal(s.acked, 40_000);
+  }
+  assert.equal(sink.counts.publishes, 80_000);
+  // a rate limit is kept (±20 %)
+  const limited = await runMqttBench(optionsFrom('pub', { ...defaults, ...base, qos: 0, count: 2000, rate: 4000 }));
+  assert.ok(limited.sendRate > 3000 && limited.sendRate < 4800, `rate ${limited.sendRate}`);
+});

@@ -1,0 +1,166 @@
+import { OffsetOutOfRangeError } from '@robustmq/journal';
+import type { KafkaContext, RequestInfo } from '../context.js';
+import { KafkaError, kafkaErrorOf } from '../errors.js';
+import type { FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData } from '../messages/fetch/index.js';
+import type { ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse } from '../messages/list-offsets/index.js';
+import type { StreamRecord } from '../streams.js';
+import { EMPTY, ZERO_UUID } from '../wire/constants.js';
+
+interface Slot {
+  stream: StreamRecord | undefined;
+  shard: string | undefined;
+  out: PartitionData;
+  fetchOffset: bigint;
+  maxBytes: number;
+}
+
+/** Reads one partition without waiting; fills `slot.out` and returns the bytes it added. */
+async function readSlot(ctx: KafkaContext, slot: Slot, budget: number): Promise<number> {
+  if (slot.shard === undefined) return 0;
+  const out = slot.out;
+  try {
+    const r = await ctx.journal.read(slot.shard, slot.fetchOffset, {
+      maxBytes: Math.max(1, Math.min(slot.maxBytes, budget)),
+      maxWaitMs: 0,
+    });
+    out.errorCode = 0;
+    out.records = r.data;
+    out.highWatermark = r.latestOffset;
+    out.lastStableOffset = r.latestOffset;
+    out.logStartOffset = r.earliestOffset;
+    return r.data.length;
+  } catch (err) {
+    out.errorCode = kafkaErrorOf(err);
+    out.records = EMPTY;
+    if (err instanceof OffsetOutOfRangeError) {
+      out.highWatermark = err.latestOffset;
+      out.lastStableOffset = err.latestOffset;
+      out.logStartOffset = err.earliestOffset;
+    }
+    return 0;
+  }
+}
+
+/**
+ * Fetch v4–13. Returns the stored batches as they are (records are never null: an empty
+ * partition, or one with an error, gets zero-length records, which librdkafka needs). When less
+ * than `minBytes` is there, the request parks on the journal's long poll of every partition it
+ * asks for, so an append wakes it; `maxWaitMs` bounds the wait and a closed connection ends it.
+ */
+export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: RequestInfo): Promise<FetchResponse> {
+  const v = info.apiVersion;
+  const responses: FetchableTopicResponse[] = [];
+  const slots: Slot[] = [];
+  for (const t of req.topics) {
+    const stream = v >= 13 ? ctx.streams.byId(t.topicId ?? ZERO_UUID) : ctx.streams.get(t.topic ?? '');
+    const partitions: PartitionData[] = [];
+    for (const p of t.partitions) {
+      const out: PartitionData = {
+        partitionIndex: p.partition,
+        errorCode: 0,
+        highWatermark: -1n,
+        lastStableOffset: -1n,
+        logStartOffset: -1n,
+        abortedTransactions: null,
+        preferredReadReplica: -1,
+        records: EMPTY,
+      };
+      let shard: string | undefined;
+      if (stream === undefined) out.errorCode = v >= 13 ? KafkaError.UNKNOWN_TOPIC_ID : KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
+      else {
+        try {
+          shard = await ctx.streams.shardOf(stream, p.partition);
+        } catch (err) {
+          out.errorCode = kafkaErrorOf(err);
+        }
+      }
+      partitions.push(out);
+      slots.push({ stream, shard, out, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
+    }
+    responses.push({ topic: stream?.name ?? t.topic ?? '', topicId: stream?.topicId ?? t.topicId ?? ZERO_UUID, partitions });
+  }
+
+  const readAll = async (): Promise<number> => {
+    let total = 0;
+    for (const s of slots) {
+      const budget = req.maxBytes - total;
+      // the response-level limit: the first partition with data is returned whole, as Kafka does
+      if (budget <= 0 && total > 0) {
+        s.out.records = EMPTY;
+        continue;
+      }
+      total += await readSlot(ctx, s, budget <= 0 ? s.maxBytes : budget);
+    }
+    return total;
+  };
+
+  let total = await readAll();
+  const minBytes = Math.max(1, req.minBytes);
+  if (total < minBytes && req.maxWaitMs > 0 && slots.some((s) => s.shard !== undefined && s.out.errorCode === 0)) {
+    const ac = new AbortController();
+    const onClose = (): void => ac.abort();
+    info.signal.addEventListener('abort', onClose, { once: true });
+    ctx.metrics.parkedFetches.inc();
+    try {
+      const waits = slots
+        .filter((s) => s.shard !== undefined && s.out.errorCode === 0)
+        .map((s) =>
+          ctx.journal
+            .read(s.shard!, s.fetchOffset, { maxBytes: 1, maxWaitMs: req.maxWaitMs, signal: ac.signal })
+            .then((r) => r.data.length > 0)
+            .catch(() => false),
+        );
+      // Wake on the first partition that got data; for minBytes > 1 keep waiting until the
+      // deadline or until enough arrived (re-checked after each wake).
+      const deadline = Date.now() + req.maxWaitMs;
+      const remaining = new Map(waits.map((p, i) => [i, p.then(() => i)]));
+      while (remaining.size > 0 && !info.signal.aborted) {
+        remaining.delete(await Promise.race(remaining.values()));
+        total = await readAll();
+        if (total >= minBytes || Date.now() >= deadline) break;
+      }
+    } finally {
+      ac.abort();
+      info.signal.removeEventListener('abort', onClose);
+      ctx.metrics.parkedFetches.dec();
+    }
+  }
+  return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
+}
+
+/** ListOffsets v1–7: −1 latest, −2 earliest, −3 latest timestamp (the offset before the end), else by timestamp. */
+export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsRequest, _info: RequestInfo): Promise<ListOffsetsResponse> {
+  const topics: ListOffsetsTopicResponse[] = [];
+  for (const t of req.topics) {
+    const s = ctx.streams.get(t.name);
+    const partitions = await Promise.all(
+      t.partitions.map(async (p) => {
+        const out = { partitionIndex: p.partitionIndex, errorCode: 0, timestamp: -1n, offset: -1n, leaderEpoch: 0 };
+        try {
+          if (s === undefined) {
+            out.errorCode = KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
+            return out;
+          }
+          const shard = await ctx.streams.shardOf(s, p.partitionIndex);
+          if (p.timestamp === -1n) out.offset = await ctx.journal.latestOffset(shard);
+          else if (p.timestamp === -2n) out.offset = await ctx.journal.earliestOffset(shard);
+          else if (p.timestamp === -3n) {
+            const latest = await ctx.journal.latestOffset(shard);
+            out.offset = latest > 0n ? latest - 1n : -1n;
+          } else {
+            const o = await ctx.journal.offsetForTimestamp(shard, Number(p.timestamp));
+            if (o !== null) {
+              out.offset = o;
+              out.timestamp = p.timestamp;
+            }
+          }
+        } catch (err) {
+          out.errorCode = kafkaErrorOf(err);
+        }
+        return out;
+      }),
+    );
+    topics.push({ name: t.name, partitions });
+  }
+  return { throttleTimeMs: 0, topics };
+}

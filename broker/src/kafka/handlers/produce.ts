@@ -1,0 +1,145 @@
+import { BATCH_HEADER_BYTES, BatchAttribute, Compression, readBatchHeader, type JournalRecord } from '@robustmq/journal';
+import type { KafkaContext, RequestInfo } from '../context.js';
+import { KafkaApiError, KafkaError, kafkaErrorOf } from '../errors.js';
+import type { PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse } from '../messages/produce/index.js';
+import type { StreamRecord } from '../streams.js';
+import { decodeAllRecords } from '../compression.js';
+
+const MAGIC_OFFSET = 16;
+
+/**
+ * Checks what the journal does not: magic 2 only (Produce v3+ carries record batch v2), one batch
+ * per partition per request as Kafka requires, zstd only from Produce v7, no transactional or
+ * control batches (transactions are not supported). The CRC is checked by the journal's append.
+ */
+function checkBatch(records: Buffer, version: number): ReturnType<typeof readBatchHeader> {
+  if (records.length < BATCH_HEADER_BYTES) throw new KafkaApiError(KafkaError.CORRUPT_MESSAGE, 'records shorter than a batch header');
+  if (records[MAGIC_OFFSET] !== 2)
+    throw new KafkaApiError(KafkaError.CORRUPT_MESSAGE, `record batch magic ${records[MAGIC_OFFSET]} (only 2 is accepted)`);
+  const h = readBatchHeader(records);
+  if (h.batchLength + 12 !== records.length) {
+    throw new KafkaApiError(
+      KafkaError.CORRUPT_MESSAGE,
+      h.batchLength + 12 < records.length ? 'more than one batch per partition' : 'truncated batch',
+    );
+  }
+  const codec = h.attributes & 0x07;
+  if (codec > Compression.Zstd) throw new KafkaApiError(KafkaError.UNSUPPORTED_COMPRESSION_TYPE, `compression codec ${codec}`);
+  if (codec === Compression.Zstd && version < 7) throw new KafkaApiError(KafkaError.UNSUPPORTED_COMPRESSION_TYPE, 'zstd needs Produce v7+');
+  if ((h.attributes & (BatchAttribute.Transactional | BatchAttribute.Control)) !== 0) {
+    throw new KafkaApiError(KafkaError.INVALID_REQUEST, 'transactional batches are not supported');
+  }
+  return h;
+}
+
+async function producePartition(
+  ctx: KafkaContext,
+  s: StreamRecord,
+  partition: number,
+  records: Buffer | null,
+  version: number,
+): Promise<PartitionProduceResponse> {
+  const out: PartitionProduceResponse = {
+    index: partition,
+    errorCode: 0,
+    baseOffset: -1n,
+    logAppendTimeMs: -1n,
+    logStartOffset: -1n,
+    recordErrors: [],
+    errorMessage: null,
+  };
+  try {
+    if (records === null || records.length === 0) throw new KafkaApiError(KafkaError.CORRUPT_MESSAGE, 'no records');
+    const shard = await ctx.streams.shardOf(s, partition);
+    const h = checkBatch(records, version);
+    // Streams bound to MQTT need the records decoded: do it before the append, so a batch that
+    // cannot be decoded is refused instead of stored half-bridged.
+    const out_ = ctx.bindings.outBinding(s.name);
+    let bridged: JournalRecord[] | undefined;
+    if (out_ !== undefined) bridged = decodeAllRecords(records);
+    const claim = await ctx.producers.claim(shard, h.producerId, h.producerEpoch, h.baseSequence, h.recordCount);
+    if (claim.duplicateOf !== undefined) {
+      out.baseOffset = claim.duplicateOf;
+    } else {
+      try {
+        const r = await ctx.journal.append(shard, records);
+        claim.done(r.baseOffset);
+        out.baseOffset = r.baseOffset;
+      } catch (err) {
+        claim.failed();
+        throw err;
+      }
+      ctx.metrics.producedRecords.inc(h.recordCount);
+      if (out_ !== undefined && bridged !== undefined) {
+        ctx.bindings.publishRecords(out_, bridged);
+        ctx.metrics.bridgedRecords.inc({ direction: 'kafka_to_mqtt' }, bridged.length);
+      }
+    }
+    out.logStartOffset = await ctx.journal.earliestOffset(shard);
+  } catch (err) {
+    out.errorCode = kafkaErrorOf(err);
+    out.errorMessage = (err as Error).message;
+    if (out.errorCode === KafkaError.UNKNOWN_SERVER_ERROR) ctx.log.warn({ err, topic: s.name, partition }, 'produce failed');
+  }
+  return out;
+}
+
+/** Produce v3–9: each partition's RecordBatch is appended to its shard unchanged (acks 0, 1 and −1 alike: appended = acknowledged). */
+export async function handleProduce(ctx: KafkaContext, req: ProduceRequest, info: RequestInfo): Promise<ProduceResponse | undefined> {
+  const v = info.apiVersion;
+  const responses: TopicProduceResponse[] = [];
+  if (req.transactionalId !== null) {
+    for (const t of req.topicData) {
+      responses.push({
+        name: t.name,
+        partitionResponses: t.partitionData.map((p) => ({
+          index: p.index,
+          errorCode: KafkaError.UNSUPPORTED_VERSION,
+          baseOffset: -1n,
+          logAppendTimeMs: -1n,
+          errorMessage: 'transactions are not supported',
+        })),
+      });
+    }
+  } else if (req.acks !== 0 && req.acks !== 1 && req.acks !== -1) {
+    for (const t of req.topicData) {
+      responses.push({
+        name: t.name,
+        partitionResponses: t.partitionData.map((p) => ({
+          index: p.index,
+          errorCode: KafkaError.INVALID_REQUIRED_ACKS,
+          baseOffset: -1n,
+          logAppendTimeMs: -1n,
+        })),
+      });
+    }
+  } else {
+    const work = req.topicData.map(async (t): Promise<TopicProduceResponse> => {
+      let s = ctx.streams.get(t.name);
+      if (s === undefined && ctx.config.autoCreateTopics) {
+        try {
+          s = await ctx.streams.create(t.name, ctx.config.defaultPartitions, ctx.config.streamEngine);
+        } catch {
+          s = ctx.streams.get(t.name);
+        }
+      }
+      if (s === undefined) {
+        return {
+          name: t.name,
+          partitionResponses: t.partitionData.map((p) => ({
+            index: p.index,
+            errorCode: KafkaError.UNKNOWN_TOPIC_OR_PARTITION,
+            baseOffset: -1n,
+            logAppendTimeMs: -1n,
+          })),
+        };
+      }
+      const stream = s;
+      const partitionResponses = await Promise.all(t.partitionData.map((p) => producePartition(ctx, stream, p.index, p.records, v)));
+      return { name: t.name, partitionResponses };
+    });
+    responses.push(...(await Promise.all(work)));
+  }
+  if (req.acks === 0) return undefined;
+  return { responses, throttleTimeMs: 0 };
+}

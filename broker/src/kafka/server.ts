@@ -1,0 +1,275 @@
+import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import type { Registry } from 'prom-client';
+import type { Logger } from '@robustmq/common';
+import type { MetaClient } from '@robustmq/meta';
+import type { JournalClient } from '@robustmq/journal';
+import type { Message } from '../mqtt/message.js';
+import { resolveKafkaConfig, type KafkaConfig } from './config.js';
+import type { Handler, KafkaContext, RequestInfo } from './context.js';
+import { createKafkaMetrics, type KafkaMetrics } from './metrics.js';
+import { StreamRegistry } from './streams.js';
+import { GroupCoordinator } from './groups.js';
+import { OffsetStore } from './offsets.js';
+import { ProducerStateManager } from './producers.js';
+import { BindingManager } from './bindings.js';
+import { Framer } from './framing.js';
+import { API_KEY_API_VERSIONS, apiFor, decodeRequestHeader, encodeResponseFrame, type ApiCodec } from './protocol.js';
+import { API_BY_KEY } from './messages/index.js';
+import { KafkaError } from './errors.js';
+import {
+  apiVersionsBody,
+  handleApiVersions,
+  handleCreateTopics,
+  handleDeleteTopics,
+  handleDescribeCluster,
+  handleDescribeConfigs,
+  handleMetadata,
+} from './handlers/admin.js';
+import { handleProduce } from './handlers/produce.js';
+import { handleFetch, handleListOffsets } from './handlers/fetch.js';
+import {
+  handleDescribeGroups,
+  handleFindCoordinator,
+  handleHeartbeat,
+  handleInitProducerId,
+  handleJoinGroup,
+  handleLeaveGroup,
+  handleListGroups,
+  handleOffsetCommit,
+  handleOffsetFetch,
+  handleSyncGroup,
+} from './handlers/groups.js';
+
+/** Handler per API key; ApiVersions advertises the generated range of each (they match: a test checks it). */
+export const HANDLERS: Readonly<Record<number, Handler>> = {
+  0: handleProduce as Handler,
+  1: handleFetch as Handler,
+  2: handleListOffsets as Handler,
+  3: handleMetadata as Handler,
+  8: handleOffsetCommit as Handler,
+  9: handleOffsetFetch as Handler,
+  10: handleFindCoordinator as Handler,
+  11: handleJoinGroup as Handler,
+  12: handleHeartbeat as Handler,
+  13: handleLeaveGroup as Handler,
+  14: handleSyncGroup as Handler,
+  15: handleDescribeGroups as Handler,
+  16: handleListGroups as Handler,
+  18: handleApiVersions as Handler,
+  19: handleCreateTopics as Handler,
+  20: handleDeleteTopics as Handler,
+  22: handleInitProducerId as Handler,
+  32: handleDescribeConfigs as Handler,
+  60: handleDescribeCluster as Handler,
+};
+
+export interface KafkaServerOptions {
+  meta: MetaClient;
+  journal: JournalClient;
+  log: Logger;
+  registry: Registry;
+  config?: Partial<KafkaConfig>;
+  /** Broker id reported in Metadata (the node id). */
+  nodeId: number;
+  /** Host clients are told to connect to. */
+  advertisedHost: () => string;
+  /** Port clients are told to connect to (the Kafka listener's bound port). */
+  advertisedPort: () => number;
+  /** Publishes a message to MQTT subscribers (Kafka → MQTT bindings). */
+  publish: (m: Message) => void;
+}
+
+/**
+ * The Kafka protocol on one listener: every connection's requests, served over the journal
+ * (records) and meta (streams, bindings, committed offsets, producer ids).
+ *
+ * How this works: each connection reads frames in a loop and serves one request at a time, as
+ * Kafka does, so responses leave in request order without a reorder buffer; while a request
+ * is served nothing more is read from the socket and TCP backpressure reaches the client. A
+ * frame that cannot be parsed, an oversized frame, or an API version that is not advertised
+ * closes that connection only.
+ */
+export class KafkaServer {
+  readonly config: Readonly<KafkaConfig>;
+  readonly metrics: KafkaMetrics;
+  readonly streams: StreamRegistry;
+  readonly groups: GroupCoordinator;
+  readonly bindings: BindingManager;
+  /** Resolves once streams and bindings are loaded; requests wait for it. */
+  readonly ready: Promise<void>;
+  readonly #opts: KafkaServerOptions;
+  readonly #log: Logger;
+  readonly #closing = new AbortController();
+  #ctx: KafkaContext | undefined;
+  #nextConnId = 1;
+
+  constructor(opts: KafkaServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.config = resolveKafkaConfig(opts.config);
+    this.metrics = createKafkaMetrics(opts.registry);
+    this.streams = new StreamRegistry(opts.meta, opts.journal, opts.log);
+    this.groups = new GroupCoordinator({
+      log: opts.log,
+      initialRebalanceDelayMs: this.config.groupInitialRebalanceDelayMs,
+      minSessionTimeoutMs: this.config.groupMinSessionTimeoutMs,
+      maxSessionTimeoutMs: this.config.groupMaxSessionTimeoutMs,
+    });
+    this.bindings = new BindingManager({
+      meta: opts.meta,
+      journal: opts.journal,
+      streams: this.streams,
+      config: this.config,
+      log: opts.log,
+      publish: opts.publish,
+    });
+    this.ready = this.#open();
+    this.ready.catch((err: unknown) => this.#log.error({ err }, 'kafka state failed to load'));
+  }
+
+  async #open(): Promise<void> {
+    const o = this.#opts;
+    // meta may still be electing its leaders when the listener opens: retry until it answers
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.streams.open();
+        await this.bindings.open();
+        break;
+      } catch (err) {
+        if (this.#closing.signal.aborted || attempt > 600) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    let clusterId = 'robustmq';
+    try {
+      clusterId = (await o.meta.status()).clusterId || clusterId;
+    } catch {
+      // status is informative only
+    }
+    this.#ctx = {
+      config: this.config,
+      meta: o.meta,
+      journal: o.journal,
+      streams: this.streams,
+      groups: this.groups,
+      offsets: new OffsetStore(o.meta),
+      producers: new ProducerStateManager(o.meta, this.config.producerIdleExpiryMs),
+      bindings: this.bindings,
+      metrics: this.metrics,
+      log: this.#log,
+      nodeId: o.nodeId,
+      clusterId,
+      advertisedHost: o.advertisedHost,
+      advertisedPort: o.advertisedPort,
+    };
+    this.#log.info({ streams: this.streams.list().length, bindings: this.bindings.list().length }, 'kafka ready');
+  }
+
+  /** The MQTT engine's publish sink (MQTT → Kafka bindings). */
+  onPublish(m: Message): Promise<void> | undefined {
+    const p = this.bindings.onPublish(m);
+    if (p === undefined) return undefined;
+    const settled = p.then(
+      () => this.metrics.bridgedRecords.inc({ direction: 'mqtt_to_kafka' }),
+      (err: unknown) => this.#log.warn({ err, topic: m.topic }, 'mqtt message not stored in its bound stream'),
+    );
+    // QoS 0 is best effort: nothing waits, so the failure is logged, never an unhandled rejection.
+    // QoS 1/2: a rejection reaches the MQTT connection, which withholds the acknowledgement.
+    return m.qos === 0 ? settled : p;
+  }
+
+  /** Serves one client connection until it closes. */
+  handleSocket(socket: Socket): void {
+    const connId = this.#nextConnId++;
+    void this.#serve(socket, connId);
+  }
+
+  async #serve(socket: Socket, connId: number): Promise<void> {
+    const log = this.#log.child({ connId });
+    const closed = new AbortController();
+    const onRootAbort = (): void => closed.abort();
+    this.#closing.signal.addEventListener('abort', onRootAbort, { once: true });
+    socket.once('close', () => closed.abort());
+    const framer = new Framer(this.config.maxRequestBytes);
+    const clientHost = socket.remoteAddress ?? '';
+    try {
+      await this.ready;
+      for await (const chunk of socket as AsyncIterable<Buffer>) {
+        this.metrics.bytesIn.inc(chunk.length);
+        for (const frame of framer.push(chunk)) {
+          await this.#handle(socket, frame, clientHost, closed.signal, log);
+          if (socket.destroyed) return;
+        }
+      }
+    } catch (err) {
+      if (!closed.signal.aborted) log.debug({ err }, 'kafka connection closed on error');
+    } finally {
+      this.#closing.signal.removeEventListener('abort', onRootAbort);
+      closed.abort();
+      socket.destroy();
+    }
+  }
+
+  async #handle(socket: Socket, frame: Buffer, clientHost: string, signal: AbortSignal, log: Logger): Promise<void> {
+    const ctx = this.#ctx!;
+    const started = process.hrtime.bigint();
+    const { header, body } = decodeRequestHeader(frame);
+    let api: ApiCodec;
+    try {
+      api = apiFor(header.apiKey, header.apiVersion);
+    } catch (err) {
+      if (header.apiKey === API_KEY_API_VERSIONS) {
+        // An ApiVersions version we do not know: answer UNSUPPORTED_VERSION in the v0 shape with
+        // our ranges, so the client retries with one of them (KIP-511).
+        const apiVersions = API_BY_KEY[API_KEY_API_VERSIONS] as ApiCodec;
+        await this.#send(
+          socket,
+          encodeResponseFrame(apiVersions, 0, header.correlationId, apiVersionsBody(KafkaError.UNSUPPORTED_VERSION)),
+        );
+        this.metrics.requests.inc({ api: 'ApiVersions', version: String(header.apiVersion), outcome: 'error' });
+        return;
+      }
+      this.metrics.requests.inc({ api: String(header.apiKey), version: String(header.apiVersion), outcome: 'closed' });
+      log.debug({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, 'unsupported kafka request; closing');
+      throw err;
+    }
+    const version = header.apiVersion;
+    const req = api.codecs[version]!.decodeRequest(body);
+    const handler = HANDLERS[api.key]!;
+    const info: RequestInfo = { apiVersion: version, clientId: header.clientId ?? '', clientHost, signal };
+    let resp: unknown;
+    try {
+      resp = await (handler as (c: KafkaContext, r: unknown, i: RequestInfo) => Promise<unknown>)(ctx, req, info);
+    } catch (err) {
+      this.metrics.requests.inc({ api: api.name, version: String(version), outcome: 'closed' });
+      log.warn({ err, api: api.name, version }, 'kafka request failed; closing');
+      throw err;
+    }
+    this.metrics.requests.inc({ api: api.name, version: String(version), outcome: 'ok' });
+    if (resp !== undefined && !socket.destroyed) await this.#send(socket, encodeResponseFrame(api, version, header.correlationId, resp));
+    this.metrics.requestDuration.observe({ api: api.name }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** Writes a response; a full socket buffer is waited on with a deadline, never ignored. */
+  async #send(socket: Socket, chunks: Buffer[]): Promise<void> {
+    let ok = true;
+    let bytes = 0;
+    if (chunks.length > 1) socket.cork();
+    for (const c of chunks) {
+      bytes += c.length;
+      ok = socket.write(c);
+    }
+    if (chunks.length > 1) socket.uncork();
+    this.metrics.bytesOut.inc(bytes);
+    if (!ok && !socket.destroyed) await once(socket, 'drain', { signal: AbortSignal.timeout(this.config.drainTimeoutMs) });
+  }
+
+  /** Ends long polls and group timers; connections are closed by the listener. */
+  close(): void {
+    this.#closing.abort();
+    this.groups.close();
+    this.streams.close();
+    this.bindings.close();
+  }
+}
