@@ -122,6 +122,11 @@ async function startRobustMq(): Promise<Broker> {
   const env = { ...process.env };
   // The server refuses anonymous clients once authentication exists; these runs are anonymous.
   if (serverSupports('allowAnonymous')) env.ROBUSTMQ_AUTH_ALLOW_ANONYMOUS = 'true';
+  // The same delivery limits as the Mosquitto config below (max_inflight_messages 0, max_queued_messages 0).
+  if (serverSupports('maxInflightMessages')) {
+    env.ROBUSTMQ_MQTT_MAX_INFLIGHT_MESSAGES = '65535';
+    env.ROBUSTMQ_MQTT_MAX_QUEUED_MESSAGES = '0';
+  }
   const dir = mkdtempSync(join(tmpdir(), 'robust-bench-robustmq-'));
   const ports = ['--mqtt-port', '--kafka-port', '--http-port', '--grpc-port', '--mqtts-port', '--ws-port', '--wss-port'].flatMap((f) => [
     f,

@@ -172,6 +172,87 @@ export const ConfigSchema = z.strictObject({
       .describe('Compacted engine: rewrite the log when this fraction of it is dead'),
     endpoint: z.string().default('').describe('gRPC endpoint (host:port) of a journal node, for broker nodes that do not run the journal'),
   }),
+  mqtt: z.strictObject({
+    maxConnections: num()
+      .min(0, 'must not be negative')
+      .default(100_000)
+      .describe('Open MQTT connections per broker; beyond it CONNECT gets 0x97 Quota exceeded (3.x: server unavailable)'),
+    maxPacketSizeBytes: num()
+      .min(64, 'at least 64')
+      .max(268_435_460, 'at most 268435460')
+      .default(1024 * 1024)
+      .describe('Largest packet accepted from a client, in bytes; larger → 0x95 and the connection is closed'),
+    maxInflightMessages: num()
+      .min(1, '1..65535')
+      .max(65535, '1..65535')
+      .default(32)
+      .describe(
+        "Outbound QoS 1/2 messages in flight per client (bounded by the client's Receive Maximum); further ones wait in the session queue",
+      ),
+    receiveMaximum: num()
+      .min(1, '1..65535')
+      .max(65535, '1..65535')
+      .default(128)
+      .describe('Inbound QoS 1/2 messages a client may leave unacknowledged (5.0 Receive Maximum); more → DISCONNECT 0x93'),
+    maxQueuedMessages: num()
+      .min(0, 'must not be negative')
+      .default(1000)
+      .describe(
+        'Messages queued per session (offline, or in-flight window full); beyond it mqtt.queueDropPolicy applies; 0 = no limit (memory is then unbounded)',
+      ),
+    queueDropPolicy: z
+      .enum(['drop-oldest', 'drop-new'])
+      .default('drop-oldest')
+      .describe('What a full session queue drops: drop-oldest or drop-new'),
+    maxTopicLengthBytes: num().min(1, '1..65535').max(65535, '1..65535').default(65535).describe('Longest topic name or filter, in bytes'),
+    maxTopicLevels: num().min(1, 'at least 1').default(128).describe('Most levels in a topic name or filter'),
+    maxSubscriptionsPerClient: num()
+      .min(0, 'must not be negative')
+      .default(1000)
+      .describe('Subscriptions per session; beyond it SUBACK 0x97 (3.x: 0x80)'),
+    maxRetainedMessages: num()
+      .min(0, 'must not be negative')
+      .default(1_000_000)
+      .describe('Retained messages per broker; a new retained topic beyond it is not retained'),
+    topicAliasMaximum: num()
+      .min(0, '0..65535')
+      .max(65535, '0..65535')
+      .default(65535)
+      .describe('Highest topic alias a client may use (5.0); 0 disables inbound aliases'),
+    maxOutboundTopicAliases: num()
+      .min(0, 'must not be negative')
+      .default(1024)
+      .describe("Topic aliases the server uses per client at most (bounded by the client's maximum)"),
+    maxKeepAliveSec: num()
+      .min(0, '0..65535')
+      .max(65535, '0..65535')
+      .default(0)
+      .describe("Server Keep Alive (5.0): a client asking for more (or 0) is told this value, in seconds; 0 = accept the client's"),
+    maxSessionExpirySec: num()
+      .min(0, 'must not be negative')
+      .default(0)
+      .describe(
+        'Upper bound of Session Expiry Interval (5.0) and expiry of 3.x persistent sessions, in seconds; 0 = 3.x sessions never expire',
+      ),
+    maxOutboundBufferBytes: num()
+      .min(1024, 'at least 1024')
+      .default(8 * 1024 * 1024)
+      .describe("Bytes buffered for one client's socket before QoS 0 messages to it are dropped"),
+    connectTimeoutMs: num().min(1, 'at least 1').default(10_000).describe('Time allowed between TCP accept and CONNECT, in milliseconds'),
+    sysIntervalMs: num()
+      .min(0, 'must not be negative')
+      .default(10_000)
+      .describe('$SYS/ topics are published this often, in milliseconds; 0 disables them'),
+    sharedStrategy: z
+      .enum(['round_robin', 'random', 'sticky', 'hash_clientid', 'hash_topic'])
+      .default('round_robin')
+      .describe('Default dispatch strategy of $share/ and $queue/ groups'),
+    allowMqtt31: bool().default(true).describe('Accept MQTT 3.1 clients (protocol name MQIsdp, level 3)'),
+    retainAvailable: bool().default(true).describe('Retained messages are supported (5.0 Retain Available)'),
+    allowEmptyClientId: bool()
+      .default(true)
+      .describe('Accept empty client ids (3.1.1 with clean session; 5.0 gets an Assigned Client Identifier)'),
+  }),
   kafka: z.strictObject({
     autoCreateTopics: bool()
       .default(true)

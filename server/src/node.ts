@@ -156,6 +156,7 @@ export class RobustNode {
         ...(has('meta') ? { meta: this.metaClient() } : {}),
         ...(has('journal') ? { journal: this.journalClient() } : {}),
         ...brokerSecurityOptions(c),
+        mqtt: { ...c.mqtt, drainTimeoutMs: c.limits.drainTimeoutMs },
         kafka: c.kafka,
         nodeId: c.nodeId,
         advertiseHost: advertiseHost(c),

@@ -27,7 +27,7 @@ export interface MqttConfig {
   maxInflightMessages: number;
   /** Inbound QoS 1/2 messages a client may have unacknowledged (5.0 Receive Maximum sent in CONNACK). */
   receiveMaximum: number;
-  /** Messages queued per session (offline or window full); beyond it `queueDropPolicy` applies. */
+  /** Messages queued per session (offline or window full); beyond it `queueDropPolicy` applies; 0 = no limit. */
   maxQueuedMessages: number;
   queueDropPolicy: DropPolicy;
   /** Topic name/filter length in bytes and number of levels. */

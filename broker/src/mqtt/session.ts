@@ -88,7 +88,7 @@ export class Session {
   #enqueue(d: Delivery): Promise<void> | undefined {
     const engine = this.engine;
     const c = engine.config;
-    if (this.queue.length >= c.maxQueuedMessages) {
+    if (c.maxQueuedMessages > 0 && this.queue.length >= c.maxQueuedMessages) {
       engine.limitHit('queued_messages', this.clientId);
       if (c.queueDropPolicy === DropPolicy.DropNew) {
         engine.countDrop(DropReason.QueueFull);
