@@ -80,18 +80,35 @@ export async function startServer(args: string[], opts: { env?: NodeJS.ProcessEn
   };
 }
 
-/** Runs bin/robust-server to completion and returns its exit code and output. */
-export async function runServer(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [ROBUST_SERVER, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface ProgramResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one of the repository's programs (bin/robust-server, bin/robust-ctl, …) to completion. */
+export async function runProgram(program: string, args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<ProgramResult> {
+  const proc = spawn(process.execPath, [`${REPO_ROOT}bin/${program}`, ...args], {
+    env: { ...process.env, ...env },
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  if (input !== undefined) proc.stdin?.end(input);
   let stdout = '';
   let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const [code] = await once(proc, 'exit');
   return { code: code as number | null, stdout, stderr };
+}
+
+/** Runs bin/robust-server to completion and returns its exit code and output. */
+export function runServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProgramResult> {
+  return runProgram('robust-server', args, env);
+}
+
+/** Runs bin/robust-ctl to completion. */
+export function runCtl(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<ProgramResult> {
+  return runProgram('robust-ctl', args, env, input);
 }
 
 /**

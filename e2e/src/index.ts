@@ -2,6 +2,9 @@
 export {
   startServer,
   runServer,
+  runCtl,
+  runProgram,
+  type ProgramResult,
   waitReady,
   adminTokenFile,
   adminHeaders,

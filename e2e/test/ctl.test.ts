@@ -7,20 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { REPO_ROOT, adminTokenFile, startServer, waitReady } from '../src/index.js';
+import { REPO_ROOT, adminTokenFile, startServer, waitReady, runCtl } from '../src/index.js';
 
-async function ctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [`${REPO_ROOT}bin/robust-ctl`, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = await once(proc, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const ctl = runCtl;
 
 test('robust-ctl status shows each role of a running node, as a table and as JSON', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'robustmq-ctl-'));

@@ -1,14 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GrpcMetaClient } from '@robustmq/meta';
-import { REPO_ROOT, adminHeaders, adminTokenFile, startServer, type RunningServer } from '../src/index.js';
+import { adminHeaders, adminTokenFile, startServer, type RunningServer, runCtl } from '../src/index.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -18,15 +16,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function ctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [`${REPO_ROOT}bin/robust-ctl`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = await once(proc, 'exit');
-  return { code: code as number | null, stdout, stderr };
-}
+const ctl = runCtl;
 
 async function retry<T>(fn: () => Promise<T>, what: string, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;

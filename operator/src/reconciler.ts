@@ -444,7 +444,7 @@ export class Reconciler {
       if (isTrue(p, READINESS_GATE_VOTER) !== want)
         await this.#setGate(ns, p, READINESS_GATE_VOTER, want, want ? 'RaftVoter' : 'NotAVoter');
     }
-    // TODO(broker registration): gate on meta's broker registry once brokers register there; until
+    // Brokers do not register in meta yet (cross-broker routing is not built), so until they do
     // then a broker counts as registered when its containers are ready (it has reached meta).
     for (const p of obs.brokerPods) {
       if (isDeleting(p)) continue;

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { listen, closeServer, type Logger, type Registry } from '@robustmq/common';
+import { RobustError, listen, closeServer, type Logger, type Registry } from '@robustmq/common';
 
 /** Readiness of one role: `undefined` when ready, otherwise why not. */
 export type ReadinessProbe = () => string | undefined;
@@ -15,7 +15,7 @@ export interface AdminHttpOptions {
   authorize?: (req: IncomingMessage) => boolean;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /**
  * The admin HTTP server (default port 58080): health endpoints, Prometheus metrics, and the
@@ -88,6 +88,48 @@ export class AdminHttp {
     this.#server.closeAllConnections();
     await closing;
   }
+}
+
+/** HTTP status for a RobustMQ error code: the admin API's one table (STYLE §5). */
+const httpStatus: Record<string, number> = {
+  ERR_NOT_LEADER: 503,
+  ERR_SHUTTING_DOWN: 503,
+  ERR_TIMEOUT: 504,
+  ERR_CROSS_GROUP: 400,
+  ERR_CONFIG_INVALID: 400,
+  ERR_LEASE_NOT_FOUND: 404,
+  ERR_COMPACTED: 410,
+  ERR_MEMBERSHIP_REFUSED: 409,
+  ERR_NOT_FOUND: 404,
+  ERR_ALREADY_EXISTS: 409,
+  ERR_UNAUTHENTICATED: 401,
+};
+
+/** Answers an error as JSON: its message, code, retriable flag and (for not-leader) the leader. */
+export function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof RobustError) {
+    const leader = (err as { leaderHint?: number }).leaderHint;
+    sendJson(res, httpStatus[err.code] ?? 500, {
+      error: err.message,
+      code: err.code,
+      retriable: err.retriable,
+      ...(leader !== undefined ? { leader } : {}),
+    });
+  } else sendJson(res, 500, { error: (err as Error).message ?? String(err) });
+}
+
+/** A REST handler: errors it throws are answered by sendError (or end a response already started). */
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>;
+
+export function apiHandler(fn: ApiHandler): Handler {
+  return async (req, res) => {
+    try {
+      await fn(req, res, new URL(req.url ?? '/', 'http://localhost').searchParams);
+    } catch (err) {
+      if (!res.headersSent) sendError(res, err);
+      else res.destroy();
+    }
+  };
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -1,30 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ErrorCode, RobustError } from '@robustmq/common';
 import { prefixEnd, type KeyValue, type MetaClient } from '@robustmq/meta';
-import { sendJson, type AdminHttp } from './admin-http.js';
-
-/** HTTP status for a RobustMQ error code (the admin API's one table). */
-const httpStatus: Record<string, number> = {
-  ERR_NOT_LEADER: 503,
-  ERR_SHUTTING_DOWN: 503,
-  ERR_TIMEOUT: 504,
-  ERR_CROSS_GROUP: 400,
-  ERR_CONFIG_INVALID: 400,
-  ERR_LEASE_NOT_FOUND: 404,
-  ERR_COMPACTED: 410,
-  ERR_MEMBERSHIP_REFUSED: 409,
-};
-
-export function sendError(res: ServerResponse, err: unknown): void {
-  if (err instanceof RobustError) {
-    sendJson(res, httpStatus[err.code] ?? 500, {
-      error: err.message,
-      code: err.code,
-      retriable: err.retriable,
-      ...((err as { leaderHint?: number }).leaderHint !== undefined ? { leader: (err as { leaderHint?: number }).leaderHint } : {}),
-    });
-  } else sendJson(res, 500, { error: (err as Error).message ?? String(err) });
-}
+import { apiHandler, sendJson, type AdminHttp } from './admin-http.js';
 
 function kvJson(kv: KeyValue): Record<string, unknown> {
   const text = kv.value.toString('utf8');
@@ -87,16 +64,7 @@ function rangeOf(params: URLSearchParams): [string, string | undefined] {
  * watches as an NDJSON stream, leases and membership.
  */
 export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): void {
-  const handle =
-    (fn: (req: IncomingMessage, res: ServerResponse, params: URLSearchParams) => Promise<void>) =>
-    async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-      try {
-        await fn(req, res, new URL(req.url ?? '/', 'http://localhost').searchParams);
-      } catch (err) {
-        if (!res.headersSent) sendError(res, err);
-        else res.destroy();
-      }
-    };
+  const handle = apiHandler;
 
   http.route(
     'GET',

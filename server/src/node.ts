@@ -252,35 +252,33 @@ export class RobustNode {
 
   /** The MetaClient of this process: the local MetaNode (calls before it opened fail retriably). */
   metaClient(): MetaClient {
-    return new Proxy({} as MetaClient, {
-      get: (_t, prop: string) => {
-        return (...args: unknown[]) => {
-          const m = this.#meta;
-          if (m === undefined || this.#stopping) {
-            throw new RobustError(
-              this.#stopping ? ErrorCode.ShuttingDown : ErrorCode.NotLeader,
-              this.#stopping ? 'meta is shutting down' : 'meta is starting',
-              { retriable: true },
-            );
-          }
-          return (m[prop as keyof MetaNode] as (...a: unknown[]) => unknown).apply(m, args);
-        };
-      },
-    });
+    return this.#local('meta', () => this.#meta, ErrorCode.NotLeader);
   }
 
   /** The JournalClient of this process: the local Journal (calls before it opened fail retriably). */
   journalClient(): JournalClient {
-    return new Proxy({} as JournalClient, {
+    return this.#local('journal', () => this.#journal, ErrorCode.ShuttingDown);
+  }
+
+  /**
+   * An interface whose calls go to a role's object once it is open: components are wired
+   * before the roles start, and a call made too early or during shutdown fails retriably.
+   */
+  #local<T extends object>(role: string, target: () => object | undefined, startingCode: ErrorCode): T {
+    return new Proxy({} as T, {
       get: (_t, prop: string) => {
         return (...args: unknown[]) => {
-          const j = this.#journal;
-          if (j === undefined || this.#stopping) {
-            throw new RobustError(ErrorCode.ShuttingDown, this.#stopping ? 'journal is shutting down' : 'journal is starting', {
-              retriable: true,
-            });
+          const obj = target();
+          if (obj === undefined || this.#stopping) {
+            throw new RobustError(
+              this.#stopping ? ErrorCode.ShuttingDown : startingCode,
+              `${role} is ${this.#stopping ? 'shutting down' : 'starting'}`,
+              {
+                retriable: true,
+              },
+            );
           }
-          return (j[prop as keyof Journal] as (...a: unknown[]) => unknown).apply(j, args);
+          return (obj as Record<string, (...a: unknown[]) => unknown>)[prop]?.apply(obj, args);
         };
       },
     });

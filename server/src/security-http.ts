@@ -1,11 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeSync, constants } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import { SecurityAdmin, DENY_KINDS, type AclRule, type BrokerOptions, type DenyKind } from '@robustmq/broker';
-import { sendJson, type AdminHttp } from './admin-http.js';
-import { sendError } from './meta-http.js';
+import { apiHandler, sendJson, type AdminHttp } from './admin-http.js';
 import type { Config } from './config.js';
 
 /** The broker's security options from the server configuration (ports, tls, auth, limits). */
@@ -100,8 +99,6 @@ async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
 }
 
-const status: Record<string, number> = { ERR_NOT_FOUND: 404, ERR_ALREADY_EXISTS: 409, ERR_UNAUTHENTICATED: 401 };
-
 function str(v: unknown, name: string): string {
   if (typeof v !== 'string' || v === '') throw new RobustError(ErrorCode.ConfigInvalid, `"${name}" must be a non-empty string`);
   return v;
@@ -117,17 +114,7 @@ function str(v: unknown, name: string): string {
  */
 export function registerSecurityRoutes(http: AdminHttp, meta: () => MetaClient): void {
   const admin = (): SecurityAdmin => new SecurityAdmin(meta());
-  const handle =
-    (fn: (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>) =>
-    async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-      try {
-        await fn(req, res, new URL(req.url ?? '/', 'http://localhost').searchParams);
-      } catch (err) {
-        if (err instanceof RobustError && status[err.code] !== undefined)
-          sendJson(res, status[err.code] as number, { error: err.message, code: err.code, retriable: err.retriable });
-        else sendError(res, err);
-      }
-    };
+  const handle = apiHandler;
   http.route(
     'GET',
     '/api/v1/users',
