@@ -445,7 +445,7 @@ export class Reconciler {
         await this.#setGate(ns, p, READINESS_GATE_VOTER, want, want ? 'RaftVoter' : 'NotAVoter');
     }
     // Brokers do not register in meta yet (cross-broker routing is not built), so until they do
-    // then a broker counts as registered when its containers are ready (it has reached meta).
+    // a broker counts as registered when its containers are ready (it has reached meta).
     for (const p of obs.brokerPods) {
       if (isDeleting(p)) continue;
       const want = isTrue(p, 'ContainersReady');
