@@ -51,3 +51,4 @@ export {
 } from './auth/records.js';
 export { TlsContextSource } from './listeners/tls-context.js';
 export type { Listener } from './listeners/types.js';
+export { BINDINGS_PREFIX, parseBindings, type BindingRecord } from './kafka/bindings.js';

@@ -8,6 +8,7 @@ import { GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from 
 import { Journal, createJournalService, type JournalClient } from '@robustmq/journal';
 import { journal as journalProto } from '@robustmq/proto';
 import { registerMetaRoutes } from './meta-http.js';
+import { registerBindingRoutes } from './bindings-http.js';
 import { brokerSecurityOptions, loadAdminTokens, registerSecurityRoutes } from './security-http.js';
 import type { Config } from './config.js';
 import { DataDir } from './data-dir.js';
@@ -116,6 +117,7 @@ export class RobustNode {
       services.push({ definition: metaProto.MetaRaftService, implementation: transport.service() });
       registerMetaRoutes(this.#http, () => client);
       registerSecurityRoutes(this.#http, () => client);
+      registerBindingRoutes(this.#http, () => client);
     }
     if (has('journal'))
       services.push({ definition: journalProto.JournalService, implementation: createJournalService(this.journalClient()) });
