@@ -41,6 +41,8 @@ export const APIS = [
   { name: 'InitProducerId', min: 0, max: 5 },
   { name: 'DescribeConfigs', min: 0, max: 4 },
   { name: 'DescribeCluster', min: 0, max: 1 },
+  { name: 'SaslHandshake', min: 0, max: 1 },
+  { name: 'SaslAuthenticate', min: 0, max: 2 },
 ];
 /** Headers are generated like messages (request header v0–2, response header v0–1). */
 const HEADERS = [

@@ -44,6 +44,8 @@ export interface BrokerOptions {
   advertiseHost?: string | undefined;
   /** Port Kafka clients are told to connect to (default: the Kafka listener's bound port; set it behind NAT or a proxy). */
   kafkaAdvertisedPort?: number | undefined;
+  /** Kafka over TLS port; bound only when `tls` names a certificate and a key. */
+  kafkaTlsPort?: number | undefined;
   /** MQTT over TLS port; bound only when `tls` names a certificate and a key. */
   mqttsPort?: number | undefined;
   /** MQTT over WebSocket port (path /mqtt); not bound when undefined. */
@@ -106,6 +108,7 @@ export class Broker {
             advertisedHost: () => advertiseHost,
             advertisedPort: () => opts.kafkaAdvertisedPort ?? this.listeners.find((l) => l.name === 'kafka')?.port ?? opts.kafkaPort,
             publish: (m) => this.mqtt.publish(m, undefined),
+            users: security.store,
           })
         : undefined;
     const kafka = this.kafka;
@@ -146,7 +149,9 @@ export class Broker {
         onConnection: (s) => (kafka !== undefined ? kafka.handleSocket(s) : refuseKafkaConnection(s, kafkaLog)),
       }),
     ];
-    const useTls = TlsContextSource.isConfigured(tlsConfig) && (opts.mqttsPort !== undefined || opts.wssPort !== undefined);
+    const useTls =
+      TlsContextSource.isConfigured(tlsConfig) &&
+      (opts.mqttsPort !== undefined || opts.wssPort !== undefined || opts.kafkaTlsPort !== undefined);
     this.#tls = useTls
       ? new TlsContextSource(tlsConfig, mqttLog, (outcome) => security.metrics.tlsReloads.inc({ listener: 'tls', outcome }))
       : undefined;
@@ -168,6 +173,22 @@ export class Broker {
     if (opts.wsPort !== undefined) extra.push(new WsListener({ ...common, name: 'ws', port: opts.wsPort, path: '/mqtt', maxPayloadBytes }));
     if (this.#tls !== undefined && opts.wssPort !== undefined)
       extra.push(new WsListener({ ...common, name: 'wss', port: opts.wssPort, path: '/mqtt', maxPayloadBytes, tls: this.#tls }));
+    if (this.#tls !== undefined && opts.kafkaTlsPort !== undefined) {
+      const advertisedPort = (): number => this.listeners.find((l) => l.name === 'kafka-tls')?.port ?? (opts.kafkaTlsPort as number);
+      extra.push(
+        new TlsListener({
+          ...common,
+          name: 'kafka-tls',
+          port: opts.kafkaTlsPort,
+          log: kafkaLog,
+          tls: this.#tls,
+          // like the plain Kafka listener: no MQTT connection limits or rates
+          maxConnections: 0,
+          admit: () => undefined,
+          onConnection: (s) => (kafka !== undefined ? kafka.handleSocket(s, { advertisedPort }) : refuseKafkaConnection(s, kafkaLog)),
+        }),
+      );
+    }
     this.listeners = [...this.listeners, ...extra];
   }
 

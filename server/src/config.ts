@@ -83,6 +83,7 @@ export const ConfigSchema = z.strictObject({
   wsPort: port(8083, 'MQTT over WebSocket port, path /mqtt, subprotocols mqtt and mqttv3.1'),
   wssPort: port(8084, 'MQTT over secure WebSocket port, path /mqtt; bound only when tls.certFile and tls.keyFile are set'),
   kafkaPort: port(9092, 'Kafka protocol port'),
+  kafkaTlsPort: port(9093, 'Kafka over TLS port; bound only when tls.certFile and tls.keyFile are set'),
   httpPort: port(58080, 'Admin HTTP port: /health/live, /health/ready, /metrics, /api/v1'),
   grpcPort: port(1228, 'gRPC port for meta and journal services between nodes'),
   logLevel: z.enum(LogLevels).default('info').describe('Log level: fatal, error, warn, info, debug, trace, silent'),
@@ -296,6 +297,14 @@ export const ConfigSchema = z.strictObject({
       .describe(
         'MQTT/Kafka bindings written to meta at start, separated by ";": name:in:<mqtt filter>[,<filter>]=>stream or name:out:stream=>[mqtt topic prefix]',
       ),
+    saslMechanisms: z
+      .string()
+      .default('')
+      .refine(
+        (s) => s.split(',').every((m) => ['', 'PLAIN', 'SCRAM-SHA-256'].includes(m.trim().toUpperCase())),
+        'expected a comma-separated list of PLAIN, SCRAM-SHA-256',
+      )
+      .describe('SASL mechanisms Kafka clients must authenticate with (PLAIN, SCRAM-SHA-256; the MQTT users); empty = no authentication'),
   }),
   tls: z.strictObject({
     certFile: z

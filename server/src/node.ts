@@ -145,6 +145,7 @@ export class RobustNode {
         host: c.bindHost,
         mqttPort: c.mqttPort,
         kafkaPort: c.kafkaPort,
+        kafkaTlsPort: c.kafkaTlsPort,
         log: this.#log.child({ component: 'broker' }),
         registry: this.#registry,
         // Sessions in meta, inboxes and retained messages in the journal (DESIGN §2).

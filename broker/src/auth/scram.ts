@@ -40,7 +40,17 @@ export class ScramServer {
   #clientFirstBare = '';
   #serverFirst = '';
   #nonce = '';
+  #clientNonce = '';
+  readonly #acceptPrefixedNonce: boolean;
   #creds: ScramCredentials | undefined;
+
+  /**
+   * `acceptPrefixedNonce`: also accept client-final `r=` as client nonce + server nonce (some
+   * librdkafka builds prefix the client nonce again); the proof still covers what was sent.
+   */
+  constructor(opts: { acceptPrefixedNonce?: boolean } = {}) {
+    this.#acceptPrefixedNonce = opts.acceptPrefixedNonce ?? false;
+  }
 
   /** Parses client-first-message; returns the username it names. */
   parseFirst(data: Buffer): string {
@@ -55,6 +65,7 @@ export class ScramServer {
     if (n === undefined || r === undefined || r === '' || a.has('m'))
       throw new ScramError('malformed', 'client-first-message needs n= and r=');
     this.username = saslName(n);
+    this.#clientNonce = r;
     this.#nonce = r + randomBytes(18).toString('base64');
     return this.username;
   }
@@ -75,7 +86,9 @@ export class ScramServer {
     if (pIdx < 0) throw new ScramError('malformed', 'client-final-message without a proof');
     const withoutProof = text.slice(0, pIdx);
     const a = attrs(text);
-    if (a.get('r') !== this.#nonce) throw new ScramError('bad_credentials', 'SCRAM nonce mismatch');
+    const nonce = a.get('r');
+    const prefixed = this.#acceptPrefixedNonce && nonce === this.#clientNonce + this.#nonce;
+    if (nonce !== this.#nonce && !prefixed) throw new ScramError('bad_credentials', 'SCRAM nonce mismatch');
     const c = a.get('c');
     if (c !== 'biws' && c !== 'eSws') throw new ScramError('malformed', 'unsupported SCRAM channel binding');
     const proof = Buffer.from(a.get('p') ?? '', 'base64');

@@ -25,6 +25,11 @@ export interface KafkaConfig {
    * `name:in:<mqtt filter>[,<filter>…]=>stream` or `name:out:stream=>[mqtt topic prefix]`.
    */
   bindings: string;
+  /**
+   * SASL mechanisms clients must authenticate with, comma-separated (`PLAIN`, `SCRAM-SHA-256`),
+   * against the MQTT users in meta; empty = no authentication (anonymous Kafka clients).
+   */
+  saslMechanisms: string;
 }
 
 export const KAFKA_DEFAULTS: Readonly<KafkaConfig> = Object.freeze({
@@ -38,6 +43,7 @@ export const KAFKA_DEFAULTS: Readonly<KafkaConfig> = Object.freeze({
   drainTimeoutMs: 30_000,
   producerIdleExpiryMs: 7 * 24 * 3600 * 1000,
   bindings: '',
+  saslMechanisms: '',
 });
 
 export function resolveKafkaConfig(c: Partial<KafkaConfig> = {}): Readonly<KafkaConfig> {

@@ -8,6 +8,7 @@ import type { OffsetStore } from './offsets.js';
 import type { ProducerStateManager } from './producers.js';
 import type { BindingManager } from './bindings.js';
 import type { KafkaMetrics } from './metrics.js';
+import type { SaslConnection } from './sasl.js';
 
 /** What request handlers work with: one per Kafka listener, shared by its connections. */
 export interface KafkaContext {
@@ -35,6 +36,8 @@ export interface RequestInfo {
   clientHost: string;
   /** Aborted when the connection closes (long polls end). */
   signal: AbortSignal;
+  /** The connection's SASL state (SaslHandshake, SaslAuthenticate). */
+  sasl?: SaslConnection | undefined;
 }
 
 /** A request handler: the decoded request in, the response body out (undefined = no response, acks=0). */

@@ -27,6 +27,8 @@ import {
   handleMetadata,
 } from './handlers/admin.js';
 import { handleProduce } from './handlers/produce.js';
+import { handleSaslAuthenticate, handleSaslHandshake } from './handlers/sasl.js';
+import { parseSaslMechanisms, SaslAuthError, SaslConnection, type SaslMechanism, type SaslUserSource } from './sasl.js';
 import { handleFetch, handleListOffsets } from './handlers/fetch.js';
 import {
   handleDescribeGroups,
@@ -56,11 +58,13 @@ export const HANDLERS: Readonly<Record<number, Handler>> = {
   14: handleSyncGroup as Handler,
   15: handleDescribeGroups as Handler,
   16: handleListGroups as Handler,
+  17: handleSaslHandshake as Handler,
   18: handleApiVersions as Handler,
   19: handleCreateTopics as Handler,
   20: handleDeleteTopics as Handler,
   22: handleInitProducerId as Handler,
   32: handleDescribeConfigs as Handler,
+  36: handleSaslAuthenticate as Handler,
   60: handleDescribeCluster as Handler,
 };
 
@@ -78,6 +82,27 @@ export interface KafkaServerOptions {
   advertisedPort: () => number;
   /** Publishes a message to MQTT subscribers (Kafka → MQTT bindings). */
   publish: (m: Message) => void;
+  /** Users SASL authenticates against (the MQTT users); required when `kafka.saslMechanisms` is set. */
+  users?: SaslUserSource | undefined;
+}
+
+/** APIs a connection may use before it has authenticated (when SASL is required). */
+const API_KEY_SASL_HANDSHAKE = 17;
+const API_KEY_SASL_AUTHENTICATE = 36;
+const UNAUTHENTICATED_APIS: ReadonlySet<number> = new Set([API_KEY_API_VERSIONS, API_KEY_SASL_HANDSHAKE, API_KEY_SASL_AUTHENTICATE]);
+
+/** A listener's view of the Kafka server (the TLS listener advertises its own port). */
+export interface KafkaListenerOptions {
+  advertisedPort?: () => number;
+}
+
+/** What one connection carries from request to request. */
+interface KafkaConnection {
+  ctx: KafkaContext;
+  sasl: SaslConnection;
+  clientHost: string;
+  signal: AbortSignal;
+  log: Logger;
 }
 
 /**
@@ -101,6 +126,7 @@ export class KafkaServer {
   readonly #opts: KafkaServerOptions;
   readonly #log: Logger;
   readonly #closing = new AbortController();
+  readonly #saslMechanisms: readonly SaslMechanism[];
   #ctx: KafkaContext | undefined;
   #nextConnId = 1;
 
@@ -108,6 +134,8 @@ export class KafkaServer {
     this.#opts = opts;
     this.#log = opts.log;
     this.config = resolveKafkaConfig(opts.config);
+    this.#saslMechanisms = parseSaslMechanisms(this.config.saslMechanisms);
+    if (this.#saslMechanisms.length > 0 && opts.users === undefined) throw new Error('kafka.saslMechanisms needs a user source');
     this.metrics = createKafkaMetrics(opts.registry);
     this.streams = new StreamRegistry(opts.meta, opts.journal, opts.log);
     this.groups = new GroupCoordinator({
@@ -180,12 +208,12 @@ export class KafkaServer {
   }
 
   /** Serves one client connection until it closes. */
-  handleSocket(socket: Socket): void {
+  handleSocket(socket: Socket, listener: KafkaListenerOptions = {}): void {
     const connId = this.#nextConnId++;
-    void this.#serve(socket, connId);
+    void this.#serve(socket, connId, listener);
   }
 
-  async #serve(socket: Socket, connId: number): Promise<void> {
+  async #serve(socket: Socket, connId: number, listener: KafkaListenerOptions): Promise<void> {
     const log = this.#log.child({ connId });
     const closed = new AbortController();
     const onRootAbort = (): void => closed.abort();
@@ -195,10 +223,19 @@ export class KafkaServer {
     const clientHost = socket.remoteAddress ?? '';
     try {
       await this.ready;
+      const base = this.#ctx!;
+      const conn: KafkaConnection = {
+        ctx: listener.advertisedPort === undefined ? base : { ...base, advertisedPort: listener.advertisedPort },
+        sasl: new SaslConnection(this.#saslMechanisms, this.#opts.users as SaslUserSource, clientHost),
+        clientHost,
+        signal: closed.signal,
+        log,
+      };
       for await (const chunk of socket as AsyncIterable<Buffer>) {
         this.metrics.bytesIn.inc(chunk.length);
         for (const frame of framer.push(chunk)) {
-          await this.#handle(socket, frame, clientHost, closed.signal, log);
+          if (conn.sasl.raw) await this.#handleRawSasl(socket, frame, conn);
+          else await this.#handle(socket, frame, conn);
           if (socket.destroyed) return;
         }
       }
@@ -211,10 +248,34 @@ export class KafkaServer {
     }
   }
 
-  async #handle(socket: Socket, frame: Buffer, clientHost: string, signal: AbortSignal, log: Logger): Promise<void> {
-    const ctx = this.#ctx!;
+  /**
+   * A raw SASL token after SaslHandshake v0 (no request header): the answer is a size-prefixed
+   * raw frame; a failed exchange closes the connection, as Kafka does.
+   */
+  async #handleRawSasl(socket: Socket, frame: Buffer, conn: KafkaConnection): Promise<void> {
+    let reply: Buffer;
+    try {
+      reply = await conn.sasl.step(frame);
+    } catch (err) {
+      this.metrics.requests.inc({ api: 'SaslRaw', version: '0', outcome: 'closed' });
+      if (err instanceof SaslAuthError) conn.log.info({ ip: conn.clientHost, err }, 'kafka sasl authentication failed');
+      throw err;
+    }
+    this.metrics.requests.inc({ api: 'SaslRaw', version: '0', outcome: 'ok' });
+    const size = Buffer.allocUnsafe(4);
+    size.writeInt32BE(reply.length, 0);
+    await this.#send(socket, [size, reply]);
+  }
+
+  async #handle(socket: Socket, frame: Buffer, conn: KafkaConnection): Promise<void> {
+    const { ctx, clientHost, signal, log, sasl } = conn;
     const started = process.hrtime.bigint();
     const { header, body } = decodeRequestHeader(frame);
+    if (sasl.required && !sasl.authenticated && !UNAUTHENTICATED_APIS.has(header.apiKey)) {
+      this.metrics.requests.inc({ api: String(header.apiKey), version: String(header.apiVersion), outcome: 'closed' });
+      log.debug({ apiKey: header.apiKey, clientId: header.clientId }, 'kafka request before sasl authentication; closing');
+      throw new SaslAuthError(`API ${header.apiKey} before SASL authentication`);
+    }
     let api: ApiCodec;
     try {
       api = apiFor(header.apiKey, header.apiVersion);
@@ -237,7 +298,7 @@ export class KafkaServer {
     const version = header.apiVersion;
     const req = api.codecs[version]!.decodeRequest(body);
     const handler = HANDLERS[api.key]!;
-    const info: RequestInfo = { apiVersion: version, clientId: header.clientId ?? '', clientHost, signal };
+    const info: RequestInfo = { apiVersion: version, clientId: header.clientId ?? '', clientHost, signal, sasl };
     let resp: unknown;
     try {
       resp = await (handler as (c: KafkaContext, r: unknown, i: RequestInfo) => Promise<unknown>)(ctx, req, info);
@@ -249,6 +310,11 @@ export class KafkaServer {
     this.metrics.requests.inc({ api: api.name, version: String(version), outcome: 'ok' });
     if (resp !== undefined && !socket.destroyed) await this.#send(socket, encodeResponseFrame(api, version, header.correlationId, resp));
     this.metrics.requestDuration.observe({ api: api.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (sasl.failed) {
+      // Kafka closes the connection after a failed exchange: flush the response, then end.
+      await new Promise<void>((resolve) => socket.end(resolve));
+      throw new SaslAuthError('authentication failed');
+    }
   }
 
   /** Writes a response; a full socket buffer is waited on with a deadline, never ignored. */

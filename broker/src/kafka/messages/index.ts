@@ -20,6 +20,8 @@ import { deleteTopics } from './delete-topics/index.js';
 import { initProducerId } from './init-producer-id/index.js';
 import { describeConfigs } from './describe-configs/index.js';
 import { describeCluster } from './describe-cluster/index.js';
+import { saslHandshake } from './sasl-handshake/index.js';
+import { saslAuthenticate } from './sasl-authenticate/index.js';
 export * as requestHeaderTypes from './request-header/types.js';
 export * as responseHeaderTypes from './response-header/types.js';
 export * as produceTypes from './produce/types.js';
@@ -41,6 +43,8 @@ export * as deleteTopicsTypes from './delete-topics/types.js';
 export * as initProducerIdTypes from './init-producer-id/types.js';
 export * as describeConfigsTypes from './describe-configs/types.js';
 export * as describeClusterTypes from './describe-cluster/types.js';
+export * as saslHandshakeTypes from './sasl-handshake/types.js';
+export * as saslAuthenticateTypes from './sasl-authenticate/types.js';
 export {
   requestHeader,
   responseHeader,
@@ -63,6 +67,8 @@ export {
   initProducerId,
   describeConfigs,
   describeCluster,
+  saslHandshake,
+  saslAuthenticate,
 };
 
 /** Every generated API by key (what ApiVersions advertises). */
@@ -86,4 +92,6 @@ export const API_BY_KEY = {
   [initProducerId.key]: initProducerId,
   [describeConfigs.key]: describeConfigs,
   [describeCluster.key]: describeCluster,
+  [saslHandshake.key]: saslHandshake,
+  [saslAuthenticate.key]: saslAuthenticate,
 } as const;
