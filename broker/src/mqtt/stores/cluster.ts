@@ -49,6 +49,9 @@ export class MetaSessionStore extends MemorySessionStore {
   }
 
   override async delete(clientId: string): Promise<void> {
+    // Clean sessions are never stored: ending one must not cost a Raft write per connection.
+    // The twin holds every record this broker wrote or loaded, which is every record it owns.
+    if (!this.records.has(clientId)) return;
     await super.delete(clientId);
     await this.#meta.delete(sessionKey(clientId));
   }
