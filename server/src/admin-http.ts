@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { RobustError, listen, closeServer, type Logger, type Registry } from '@robustmq/common';
+import { ErrorCode, RobustError, listen, closeServer, type Logger, type Registry } from '@robustmq/common';
 
 /** Readiness of one role: `undefined` when ready, otherwise why not. */
 export type ReadinessProbe = () => string | undefined;
@@ -116,6 +116,30 @@ export function sendError(res: ServerResponse, err: unknown): void {
       ...(leader !== undefined ? { leader } : {}),
     });
   } else sendJson(res, 500, { error: (err as Error).message ?? String(err) });
+}
+
+/** Reads a request body, refusing one larger than `limitBytes` (ERR_CONFIG_INVALID → 400). */
+export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limitBytes) throw new RobustError(ErrorCode.ConfigInvalid, `request body larger than ${limitBytes} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads a JSON object body (at most 64 KiB); anything else is ERR_CONFIG_INVALID (→ 400). */
+export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const b = await readBody(req, 64 * 1024);
+  try {
+    const v = JSON.parse(b.toString('utf8')) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // answered below
+  }
+  throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
 }
 
 /** A REST handler: errors it throws are answered by sendError (or end a response already started). */

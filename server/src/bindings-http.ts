@@ -1,7 +1,7 @@
 import { ErrorCode, RobustError } from '@robustmq/common';
 import { prefixEnd, type MetaClient } from '@robustmq/meta';
 import { BINDINGS_PREFIX, type BindingRecord } from '@robustmq/broker';
-import { apiHandler, sendJson, type AdminHttp } from './admin-http.js';
+import { apiHandler, readJsonObject, sendJson, type AdminHttp } from './admin-http.js';
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -45,22 +45,8 @@ export function registerBindingRoutes(http: AdminHttp, meta: () => MetaClient): 
     'PUT',
     '/api/v1/bindings',
     apiHandler(async (req, res, q) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of req) {
-        size += (c as Buffer).length;
-        if (size > 64 * 1024) throw new RobustError(ErrorCode.ConfigInvalid, 'binding body larger than 64 KiB');
-        chunks.push(c as Buffer);
-      }
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
-      }
-      if (typeof body !== 'object' || body === null || Array.isArray(body))
-        throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
-      const b = validate(q.get('name') ?? '', body as Record<string, unknown>);
+      const body = await readJsonObject(req);
+      const b = validate(q.get('name') ?? '', body);
       await meta().put(BINDINGS_PREFIX + b.name, Buffer.from(JSON.stringify(b)));
       sendJson(res, 200, b);
     }),

@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import { ErrorCode, RobustError } from '@robustmq/common';
 import { prefixEnd, type KeyValue, type MetaClient } from '@robustmq/meta';
-import { apiHandler, sendJson, type AdminHttp } from './admin-http.js';
+import { apiHandler, readBody, readJsonObject, sendJson, type AdminHttp } from './admin-http.js';
 
 function kvJson(kv: KeyValue): Record<string, unknown> {
   const text = kv.value.toString('utf8');
@@ -14,28 +13,6 @@ function kvJson(kv: KeyValue): Record<string, unknown> {
     version: kv.version,
     lease: kv.lease,
   };
-}
-
-async function body(req: IncomingMessage, limit = 16 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new RobustError(ErrorCode.ConfigInvalid, `request body larger than ${limit} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const b = await body(req);
-  try {
-    const v = JSON.parse(b.toString('utf8')) as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
 }
 
 function need(params: URLSearchParams, name: string): string {
@@ -87,7 +64,7 @@ export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): voi
     handle(async (req, res, p) => {
       const key = need(p, 'key');
       const lease = p.get('lease') === null ? undefined : positiveInt(p.get('lease'), 'lease');
-      const r = await meta().put(key, await body(req), lease === undefined ? {} : { lease });
+      const r = await meta().put(key, await readBody(req, 16 * 1024 * 1024), lease === undefined ? {} : { lease });
       sendJson(res, 200, { revision: r.revision });
     }),
   );
@@ -127,7 +104,7 @@ export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): voi
     'POST',
     '/api/v1/meta/leases',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       sendJson(res, 200, await meta().leaseGrant(positiveInt(b.ttlMs, 'ttlMs')));
     }),
   );
@@ -135,7 +112,7 @@ export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): voi
     'POST',
     '/api/v1/meta/members',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const id = positiveInt(b.id, 'id');
       if (typeof b.address !== 'string' || !/^[^\s:]+:\d+$/.test(b.address))
         throw new RobustError(ErrorCode.ConfigInvalid, '"address" must be host:port');
@@ -147,7 +124,7 @@ export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): voi
     'POST',
     '/api/v1/meta/members/promote',
     handle(async (req, res) => {
-      const id = positiveInt((await jsonBody(req)).id, 'id');
+      const id = positiveInt((await readJsonObject(req)).id, 'id');
       await meta().promote(id);
       sendJson(res, 200, { promoted: id });
     }),
@@ -165,7 +142,7 @@ export function registerMetaRoutes(http: AdminHttp, meta: () => MetaClient): voi
     'POST',
     '/api/v1/meta/transfer-leader',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const group = typeof b.group === 'number' && Number.isInteger(b.group) && b.group >= 0 ? b.group : -1;
       if (group < 0) throw new RobustError(ErrorCode.ConfigInvalid, '"group" must be a group number');
       await meta().transferLeader(group, positiveInt(b.to, 'to'));

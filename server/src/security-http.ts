@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import { SecurityAdmin, DENY_KINDS, type AclRule, type BrokerOptions, type DenyKind } from '@robustmq/broker';
-import { apiHandler, sendJson, type AdminHttp } from './admin-http.js';
+import { apiHandler, readJsonObject, sendJson, type AdminHttp } from './admin-http.js';
 import type { Config } from './config.js';
 
 /** The broker's security options from the server configuration (ports, tls, auth, limits). */
@@ -82,23 +82,6 @@ export function loadAdminTokens(file: string, log: Logger): (req: IncomingMessag
   };
 }
 
-async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 64 * 1024) throw new RobustError(ErrorCode.ConfigInvalid, 'request body larger than 64 KiB');
-    chunks.push(c as Buffer);
-  }
-  try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new RobustError(ErrorCode.ConfigInvalid, 'request body must be a JSON object');
-}
-
 function str(v: unknown, name: string): string {
   if (typeof v !== 'string' || v === '') throw new RobustError(ErrorCode.ConfigInvalid, `"${name}" must be a non-empty string`);
   return v;
@@ -124,7 +107,7 @@ export function registerSecurityRoutes(http: AdminHttp, meta: () => MetaClient):
     'POST',
     '/api/v1/users',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const username = str(b.username, 'username');
       await admin().putUser(username, str(b.password, 'password'), { superuser: b.superuser === true, mustNotExist: true });
       sendJson(res, 201, { created: username, superuser: b.superuser === true });
@@ -134,7 +117,7 @@ export function registerSecurityRoutes(http: AdminHttp, meta: () => MetaClient):
     'PUT',
     '/api/v1/users',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const username = str(b.username, 'username');
       await admin().putUser(username, str(b.password, 'password'), {
         mustExist: true,
@@ -161,7 +144,7 @@ export function registerSecurityRoutes(http: AdminHttp, meta: () => MetaClient):
     'POST',
     '/api/v1/acl',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const rule = await admin().addAcl({
         who: b.who as AclRule['who'],
         action: b.action as AclRule['action'],
@@ -190,7 +173,7 @@ export function registerSecurityRoutes(http: AdminHttp, meta: () => MetaClient):
     'POST',
     '/api/v1/denylist',
     handle(async (req, res) => {
-      const b = await jsonBody(req);
+      const b = await readJsonObject(req);
       const ttlMs = b.ttlMs === undefined ? undefined : Number(b.ttlMs);
       if (ttlMs !== undefined && (!Number.isSafeInteger(ttlMs) || ttlMs <= 0))
         throw new RobustError(ErrorCode.ConfigInvalid, '"ttlMs" must be a positive integer');

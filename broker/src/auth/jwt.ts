@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, importSPKI, importX509, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type CryptoKey } from 'jose';
 import type { Logger } from '@robustmq/common';
 import type { JwtConfig } from './config.js';
-import { checkAclRule, type AclRule } from './records.js';
+import { aclRulesFrom, type AclRule } from './records.js';
 import { watchFiles, type FileWatch } from '../listeners/file-watch.js';
 
 export interface JwtResult {
@@ -83,23 +83,7 @@ export class JwtVerifier {
     } else lastErr = new Error(`JWT algorithm ${String(header.alg)} not accepted`);
     if (payload === undefined) throw lastErr;
     const name = payload[c.usernameClaim];
-    const rules: AclRule[] = [];
-    const raw = payload[c.aclClaim];
-    if (Array.isArray(raw)) {
-      raw.forEach((r: unknown, i) => {
-        const x = r as Partial<AclRule> & { who?: AclRule['who'] };
-        const rule = {
-          id: `jwt-${i}`,
-          position: i,
-          who: x.who ?? { all: true as const },
-          action: x.action ?? 'all',
-          topic: x.topic,
-          permission: x.permission,
-          createdAt: 0,
-        };
-        if (checkAclRule(rule as Partial<AclRule>) === undefined) rules.push(rule as AclRule);
-      });
-    }
+    const rules = aclRulesFrom(payload[c.aclClaim], 'jwt');
     return {
       username: typeof name === 'string' && name !== '' ? name : undefined,
       expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,

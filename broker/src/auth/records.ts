@@ -130,3 +130,26 @@ export function checkDenyEntry(e: Partial<DenyEntry>): string | undefined {
 export function publicUser(u: UserRecord): { username: string; superuser: boolean; createdAt: number } {
   return { username: u.username, superuser: u.superuser, createdAt: u.createdAt };
 }
+
+/**
+ * ACL rules carried by an outside authority (a JWT claim, a webhook answer): each entry that is
+ * a valid rule is kept, in order, with ids `<idPrefix>-<n>`; invalid entries are ignored.
+ */
+export function aclRulesFrom(raw: unknown, idPrefix: string): AclRule[] {
+  const rules: AclRule[] = [];
+  if (!Array.isArray(raw)) return rules;
+  raw.forEach((r: unknown, i) => {
+    const x = (typeof r === 'object' && r !== null ? r : {}) as Partial<AclRule>;
+    const rule = {
+      id: `${idPrefix}-${i}`,
+      position: i,
+      who: x.who ?? { all: true as const },
+      action: x.action ?? 'all',
+      topic: x.topic,
+      permission: x.permission,
+      createdAt: 0,
+    };
+    if (checkAclRule(rule as Partial<AclRule>) === undefined) rules.push(rule as AclRule);
+  });
+  return rules;
+}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@robustmq/common';
 import type { WebhookConfig } from './config.js';
-import { checkAclRule, type AclRule } from './records.js';
+import { aclRulesFrom, type AclRule } from './records.js';
 
 export interface WebhookRequest {
   clientId: string;
@@ -86,22 +86,7 @@ export class AuthWebhook {
     if (res.status < 200 || res.status > 299) return deny(`status ${res.status}`);
     const b = body as { result?: unknown; superuser?: unknown; acl?: unknown };
     if (b.result !== 'allow' && b.result !== 'deny' && b.result !== 'ignore') return deny('answer has no result allow/deny/ignore');
-    const rules: AclRule[] = [];
-    if (Array.isArray(b.acl)) {
-      b.acl.forEach((r: unknown, i) => {
-        const x = r as Partial<AclRule>;
-        const rule = {
-          id: `hook-${i}`,
-          position: i,
-          who: x.who ?? { all: true as const },
-          action: x.action ?? 'all',
-          topic: x.topic,
-          permission: x.permission,
-          createdAt: 0,
-        };
-        if (checkAclRule(rule as Partial<AclRule>) === undefined) rules.push(rule as AclRule);
-      });
-    }
+    const rules = aclRulesFrom(b.acl, 'hook');
     return { result: b.result, superuser: b.superuser === true, rules };
   }
 }
