@@ -1,7 +1,7 @@
 /**
  * Meta benchmark: committed writes per second and latency with concurrent clients over gRPC,
  * against 1 and 3 meta nodes on loopback (real robust-server processes), and watch fan-out:
- * one write seen by N watchers. Usage: robust-bench meta [--seconds N] [--clients N] [--watchers N]
+ * one write seen by N watchers. Usage: robust-bench meta [--seconds N] [--clients N] [--watchers N] [--nodes 1,3] [--skip-grpc]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -28,7 +28,11 @@ async function freePort(): Promise<number> {
 }
 
 function startNode(args: string[]): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [SERVER, 'start', '--bind-host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // ROBUST_BENCH_NODE_ARGS passes options to the spawned nodes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = (process.env.ROBUST_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, SERVER, 'start', '--bind-host', '127.0.0.1', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       if (l.includes('"msg":"listening"')) resolve(proc);
@@ -92,17 +96,25 @@ async function watchFanOut(client: MetaClient, watchers: number): Promise<{ p50:
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { seconds: { type: 'string' }, clients: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      seconds: { type: 'string' },
+      clients: { type: 'string' },
+      watchers: { type: 'string' },
+      nodes: { type: 'string' },
+      'skip-grpc': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help === true) {
-    process.stdout.write('robust-bench meta [--seconds 10] [--clients 64] [--watchers 1000]\n');
+    process.stdout.write('robust-bench meta [--seconds 10] [--clients 64] [--watchers 1000] [--nodes 1,3] [--skip-grpc]\n');
     return 0;
   }
   const seconds = Number(values.seconds ?? 10);
   const clients = Number(values.clients ?? 64);
   const watchers = Number(values.watchers ?? 1000);
   const rows: string[][] = [];
-  for (const nodes of [1, 3]) {
+  const nodeCounts = (values.nodes ?? '1,3').split(',').map(Number);
+  for (const nodes of nodeCounts) {
     const base = mkdtempSync(join(tmpdir(), 'robustmq-meta-bench-'));
     const ports = await Promise.all(Array.from({ length: nodes }, freePort));
     const peers = new Map(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
@@ -185,9 +197,11 @@ export async function run(argv: string[]): Promise<number> {
       ]);
       process.stderr.write(`${nodes} node(s), in-process clients: ${inproc.perSec.toFixed(0)} writes/s\n`);
       const remote = new GrpcMetaClient([peers.get(1) as string]);
-      const g = await writeLoad(remote, clients, seconds);
-      rows.push([`${nodes}`, 'gRPC', `${clients}`, g.perSec.toFixed(0), g.p50.toFixed(2), g.p99.toFixed(2), String(g.errors)]);
-      process.stderr.write(`${nodes} node(s), gRPC clients: ${g.perSec.toFixed(0)} writes/s\n`);
+      if (values['skip-grpc'] !== true) {
+        const g = await writeLoad(remote, clients, seconds);
+        rows.push([`${nodes}`, 'gRPC', `${clients}`, g.perSec.toFixed(0), g.p50.toFixed(2), g.p99.toFixed(2), String(g.errors)]);
+        process.stderr.write(`${nodes} node(s), gRPC clients: ${g.perSec.toFixed(0)} writes/s\n`);
+      }
       if (nodes === 3) {
         const f = await watchFanOut(node, watchers);
         process.stdout.write(
@@ -200,7 +214,21 @@ export async function run(argv: string[]): Promise<number> {
       }
       remote.close();
     } finally {
-      for (const p of procs) p.kill('SIGKILL');
+      // SIGTERM first so the nodes exit cleanly (and write a --cpu-prof profile if asked to).
+      await Promise.all(
+        procs.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.exitCode !== null) return resolve();
+              const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+              p.once('exit', () => {
+                clearTimeout(t);
+                resolve();
+              });
+              p.kill('SIGTERM');
+            }),
+        ),
+      );
       await node?.close();
       server.forceShutdown();
       rmSync(base, { recursive: true, force: true });

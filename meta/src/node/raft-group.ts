@@ -81,6 +81,9 @@ export class RaftGroup {
   readonly #leaseDeadlines = new Map<number, number>();
   readonly #revoking = new Set<number>();
   #seq = 0;
+  /** Proposals not yet stepped into Raft (see propose). */
+  #proposals: { id: string; data: Uint8Array }[] = [];
+  #flushScheduled = false;
   readonly #incarnation = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   #applied = 0;
   #snapshotIndex = 0;
@@ -163,7 +166,11 @@ export class RaftGroup {
     if (!this.#closed) this.#node.reportUnreachable(id);
   }
 
-  /** Replicates a command and resolves with its result once this node has applied it. */
+  /**
+   * Replicates a command and resolves with its result once this node has applied it. Proposals
+   * made in one event-loop turn, or while a Ready is being persisted, go to Raft together as one
+   * MsgProp, so the leader replicates them in one MsgApp per follower.
+   */
   propose(cmd: KvCommand, timeoutMs = this.#opts.proposalTimeoutMs ?? 5000): Promise<KvResult> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     if (this.#closed) return Promise.reject(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
@@ -178,17 +185,37 @@ export class RaftGroup {
         );
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
-      try {
-        this.#node.propose(encodeProposal({ id, cmd }));
-      } catch (err) {
-        clearTimeout(timer);
-        this.#pending.delete(id);
-        reject(err instanceof ProposalDroppedError ? new NotLeaderError(this.groupId, this.#leader) : err);
-        return;
+      this.#proposals.push({ id, data: encodeProposal({ id, cmd }) });
+      if (!this.#draining && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.#flushProposals();
+          this.#kick();
+        });
       }
-      this.#opts.metrics.proposals.inc({ group: String(this.groupId) });
-      this.#kick();
     });
+  }
+
+  /** Steps the queued proposals into Raft as one batch; a refused batch rejects each of its callers. */
+  #flushProposals(): void {
+    if (this.#proposals.length === 0 || this.#closed) return;
+    const batch = this.#proposals;
+    this.#proposals = [];
+    try {
+      this.#node.proposeBatch(batch.map((p) => p.data));
+    } catch (err) {
+      const e = err instanceof ProposalDroppedError ? new NotLeaderError(this.groupId, this.#leader) : (err as Error);
+      for (const { id } of batch) {
+        const p = this.#pending.get(id);
+        if (p === undefined) continue;
+        this.#pending.delete(id);
+        clearTimeout(p.timer);
+        p.reject(e);
+      }
+      return;
+    }
+    this.#opts.metrics.proposals.inc({ group: String(this.groupId) }, batch.length);
   }
 
   /** Resolves once this node's state machine reflects every write committed before the call (ReadIndex). */
@@ -264,16 +291,18 @@ export class RaftGroup {
 
   #kick(): void {
     if (this.#draining || this.#closed) return;
-    if (!this.#node.hasReady()) return;
+    if (!this.#node.hasReady() && this.#proposals.length === 0) return;
     this.#draining = true;
     void this.#drain().finally(() => {
       this.#draining = false;
-      if (!this.#closed && this.#node.hasReady()) this.#kick();
+      if (!this.#closed && (this.#node.hasReady() || this.#proposals.length > 0)) this.#kick();
     });
   }
 
   async #drain(): Promise<void> {
-    while (!this.#closed && this.#node.hasReady()) {
+    for (;;) {
+      this.#flushProposals();
+      if (this.#closed || !this.#node.hasReady()) return;
       const rd = this.#node.ready();
       // A leader's appends and heartbeats may go out while its own disk write runs (Raft thesis
       // §10.2.1): they promise nothing about this node's disk, and the leader counts itself
@@ -440,6 +469,7 @@ export class RaftGroup {
   }
 
   #rejectAll(err: Error): void {
+    this.#proposals = [];
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.reject(err);

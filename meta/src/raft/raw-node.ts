@@ -52,8 +52,21 @@ export class RawNode {
    * watch committed entries for the outcome.
    */
   propose(data: Uint8Array): void {
+    this.proposeBatch([data]);
+  }
+
+  /**
+   * Proposes several entries as one MsgProp: the leader appends them together and replicates
+   * them in one MsgApp per follower instead of one per entry. All or none are accepted.
+   */
+  proposeBatch(batch: readonly Uint8Array[]): void {
+    if (batch.length === 0) return;
     this.raft.step(
-      makeMessage({ type: MessageType.Prop, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.Normal, data }] }),
+      makeMessage({
+        type: MessageType.Prop,
+        from: this.raft.id,
+        entries: batch.map((data) => ({ term: 0, index: 0, type: EntryType.Normal, data })),
+      }),
       true,
     );
   }
