@@ -54,7 +54,7 @@ export function encodeMessage(m: Message): Buffer {
     o += e.data.byteLength;
   }
   if (snap === undefined) {
-    b[o++] = 0;
+    b[o] = 0;
   } else {
     b[o++] = 1;
     o = b.writeDoubleLE(snap.metadata.index, o);
@@ -65,7 +65,6 @@ export function encodeMessage(m: Message): Buffer {
     }
     o = b.writeUInt32LE(snap.data.byteLength, o);
     b.set(snap.data, o);
-    o += snap.data.byteLength;
   }
   return b;
 }
