@@ -12,7 +12,7 @@ import {
   type RequestOp,
   type TxnResult,
 } from '../kv/kv-store.js';
-import { fromServiceError } from './status-codes.js';
+import { fromBatchError, fromServiceError } from './status-codes.js';
 
 const MetaGrpc = grpc.makeGenericClientConstructor(meta.MetaService, 'Meta');
 
@@ -61,6 +61,97 @@ function compareToProto(c: Compare): meta.Compare {
   };
 }
 
+type BatchKind = 'put' | 'range' | 'deleteRange' | 'txn';
+type BatchReq = Pick<meta.BatchCall, BatchKind>;
+
+/**
+ * One Batch stream to one endpoint (meta.proto `Batch`): the calls made in one event-loop turn
+ * travel as one message and are answered by id. A broken stream fails the calls waiting on it
+ * (as a broken connection fails unary calls) and the next call opens a new one. A server
+ * without the Batch RPC answers UNIMPLEMENTED once; the client then uses unary calls.
+ */
+class BatchStream {
+  readonly #client: meta.MetaClient;
+  #stream: grpc.ClientDuplexStream<meta.BatchRequest, meta.BatchResponse> | undefined;
+  readonly #pending = new Map<bigint, { resolve: (r: meta.BatchResult) => void; reject: (e: unknown) => void; deadline: number }>();
+  #queue: meta.BatchCall[] = [];
+  #seq = 0n;
+  #timer: NodeJS.Timeout | undefined;
+  unsupported = false;
+
+  constructor(client: meta.MetaClient) {
+    this.#client = client;
+  }
+
+  call(req: BatchReq, deadline: number): Promise<meta.BatchResult> {
+    const id = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, deadline });
+      this.#queue.push({ id, ...req });
+      if (this.#queue.length === 1) setImmediate(() => this.#flush());
+      // One coarse timer enforces every call's deadline.
+      this.#timer ??= setInterval(() => this.#expire(), 100).unref();
+    });
+  }
+
+  #flush(): void {
+    const calls = this.#queue;
+    this.#queue = [];
+    if (calls.length > 0) this.#open().write({ calls });
+  }
+
+  #open(): grpc.ClientDuplexStream<meta.BatchRequest, meta.BatchResponse> {
+    if (this.#stream !== undefined) return this.#stream;
+    const s = this.#client.batch();
+    s.on('data', (r: meta.BatchResponse) => {
+      for (const x of r.results) {
+        const p = this.#pending.get(x.id);
+        if (p === undefined) continue;
+        this.#pending.delete(x.id);
+        p.resolve(x);
+      }
+      this.#idle();
+    });
+    const broken = (err: grpc.ServiceError | undefined): void => {
+      if (this.#stream !== s) return;
+      this.#stream = undefined;
+      if (err?.code === grpc.status.UNIMPLEMENTED) this.unsupported = true;
+      const e = err ?? new RobustError(ErrorCode.ShuttingDown, 'meta server closed the batch stream', { retriable: true });
+      for (const p of this.#pending.values()) p.reject(e);
+      this.#pending.clear();
+      this.#idle();
+    };
+    s.on('error', (err: grpc.ServiceError) => broken(err));
+    s.on('end', () => broken(undefined));
+    s.on('close', () => broken(undefined));
+    this.#stream = s;
+    return s;
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline > now) continue;
+      this.#pending.delete(id);
+      p.reject(new RobustError(ErrorCode.Timeout, 'meta client: no answer before the deadline'));
+    }
+    this.#idle();
+  }
+
+  #idle(): void {
+    if (this.#pending.size > 0 || this.#timer === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  close(): void {
+    this.#stream?.end();
+    this.#stream = undefined;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 /**
  * MetaClient over gRPC, for processes that do not run meta themselves. Given several
  * endpoints it sends to the one that last worked and moves on to the next when a node is
@@ -68,33 +159,69 @@ function compareToProto(c: Compare): meta.Compare {
  */
 export class GrpcMetaClient implements MetaClient {
   readonly #clients: meta.MetaClient[];
+  readonly #batches: BatchStream[];
   readonly #timeoutMs: number;
   #current = 0;
 
   constructor(endpoints: readonly string[], opts: { timeoutMs?: number } = {}) {
     if (endpoints.length === 0) throw new RobustError(ErrorCode.ConfigInvalid, 'meta client: no endpoints');
     this.#clients = endpoints.map((e) => new MetaGrpc(e, grpc.credentials.createInsecure()) as unknown as meta.MetaClient);
+    this.#batches = this.#clients.map((c) => new BatchStream(c));
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
-  async #call<Req, Res>(
+  #call<Req, Res>(
     method: (
       c: meta.MetaClient,
     ) => (req: Req, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
     req: Req,
   ): Promise<Res> {
+    return this.#retry((client, deadline) => this.#unary(client, method, req, deadline));
+  }
+
+  #unary<Req, Res>(
+    client: meta.MetaClient,
+    method: (
+      c: meta.MetaClient,
+    ) => (req: Req, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
+    req: Req,
+    deadline: number,
+  ): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      method(client).call(client, req, new grpc.Metadata(), { deadline: new Date(deadline) }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
+    });
+  }
+
+  /** A KV call over the endpoint's Batch stream (unary where the server has no Batch RPC). */
+  #kv<K extends BatchKind>(kind: K, req: NonNullable<meta.BatchCall[K]>): Promise<NonNullable<meta.BatchResult[K]>> {
+    type Res = NonNullable<meta.BatchResult[K]>;
+    return this.#retry(async (client, deadline, i) => {
+      const b = this.#batches[i] as BatchStream;
+      if (!b.unsupported) {
+        try {
+          const r = await b.call({ [kind]: req } as BatchReq, deadline);
+          if (r.error !== undefined) throw fromBatchError(r.error);
+          return r[kind] as Res;
+        } catch (err) {
+          if (!b.unsupported) throw err;
+        }
+      }
+      const unary = { put: 'put', range: 'range', deleteRange: 'deleteRange', txn: 'txn' } as const;
+      return this.#unary(client, (c) => (c[unary[kind]] as (...a: unknown[]) => unknown).bind(c) as never, req, deadline) as Promise<Res>;
+    });
+  }
+
+  async #retry<Res>(attemptOn: (client: meta.MetaClient, deadline: number, index: number) => Promise<Res>): Promise<Res> {
     const deadline = Date.now() + this.#timeoutMs;
     let lastErr: RobustError | undefined;
     for (let attempt = 0; Date.now() < deadline; attempt++) {
-      const client = this.#clients[this.#current] as meta.MetaClient;
+      const i = this.#current;
       try {
-        return await new Promise<Res>((resolve, reject) => {
-          method(client).call(client, req, new grpc.Metadata(), { deadline: new Date(deadline) }, (err, res) =>
-            err ? reject(err) : resolve(res),
-          );
-        });
+        return await attemptOn(this.#clients[i] as meta.MetaClient, deadline, i);
       } catch (err) {
-        lastErr = fromServiceError(err as grpc.ServiceError);
+        lastErr = err instanceof RobustError ? err : fromServiceError(err as grpc.ServiceError);
         if (!lastErr.retriable) throw lastErr;
         this.#current = (this.#current + 1) % this.#clients.length;
         if (attempt % this.#clients.length === this.#clients.length - 1) await new Promise((r) => setTimeout(r, 100));
@@ -104,16 +231,14 @@ export class GrpcMetaClient implements MetaClient {
   }
 
   async put(key: string, value: Buffer, opts: { lease?: number; prevKv?: boolean } = {}): Promise<PutResult> {
-    return putFrom(
-      await this.#call((c) => c.put, { key: bytes(key), value, lease: BigInt(opts.lease ?? 0), prevKv: opts.prevKv === true }),
-    );
+    return putFrom(await this.#kv('put', { key: bytes(key), value, lease: BigInt(opts.lease ?? 0), prevKv: opts.prevKv === true }));
   }
   async get(key: string, opts: { serializable?: boolean } = {}): Promise<KeyValue | undefined> {
     return (await this.range(key, undefined, opts)).kvs[0];
   }
   async range(key: string, rangeEnd?: string, opts: { limit?: number; serializable?: boolean } = {}): Promise<RangeResult> {
     return rangeFrom(
-      await this.#call((c) => c.range, {
+      await this.#kv('range', {
         key: bytes(key),
         rangeEnd: bytes(rangeEnd),
         limit: BigInt(opts.limit ?? 0),
@@ -122,10 +247,10 @@ export class GrpcMetaClient implements MetaClient {
     );
   }
   async delete(key: string, rangeEnd?: string, opts: { prevKv?: boolean } = {}): Promise<DeleteResult> {
-    return deleteFrom(await this.#call((c) => c.deleteRange, { key: bytes(key), rangeEnd: bytes(rangeEnd), prevKv: opts.prevKv === true }));
+    return deleteFrom(await this.#kv('deleteRange', { key: bytes(key), rangeEnd: bytes(rangeEnd), prevKv: opts.prevKv === true }));
   }
   async txn(t: { compare: Compare[]; success: RequestOp[]; failure: RequestOp[] }): Promise<TxnResult> {
-    const r = await this.#call((c) => c.txn, {
+    const r = await this.#kv('txn', {
       compare: t.compare.map(compareToProto),
       success: t.success.map(opToProto),
       failure: t.failure.map(opToProto),
@@ -229,6 +354,7 @@ export class GrpcMetaClient implements MetaClient {
   }
 
   close(): void {
+    for (const b of this.#batches) b.close();
     for (const c of this.#clients) (c as unknown as grpc.Client).close();
   }
 }

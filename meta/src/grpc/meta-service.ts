@@ -80,8 +80,128 @@ function unary<Req, Res>(fn: (req: Req) => Promise<Res>): Unary<Req, Res> {
   };
 }
 
+/** The KV calls, shared by their unary RPCs and the Batch stream. */
+function kvHandlers(client: MetaClient): {
+  put: (req: meta.PutRequest) => Promise<meta.PutResponse>;
+  range: (req: meta.RangeRequest) => Promise<meta.RangeResponse>;
+  deleteRange: (req: meta.DeleteRangeRequest) => Promise<meta.DeleteRangeResponse>;
+  txn: (req: meta.TxnRequest) => Promise<meta.TxnResponse>;
+} {
+  return {
+    put: async (req) =>
+      putToProto(
+        await client.put(str(req.key), Buffer.from(req.value), {
+          ...(req.lease !== 0n ? { lease: Number(req.lease) } : {}),
+          prevKv: req.prevKv,
+        }),
+      ),
+    range: async (req) =>
+      rangeToProto(await client.range(str(req.key), end(req.rangeEnd), { limit: Number(req.limit), serializable: req.serializable })),
+    deleteRange: async (req) => deleteToProto(await client.delete(str(req.key), end(req.rangeEnd), { prevKv: req.prevKv })),
+    txn: async (req) => {
+      const r = await client.txn({
+        compare: req.compare.map(compareFromProto),
+        success: req.success.map(opFromProto),
+        failure: req.failure.map(opFromProto),
+      });
+      return {
+        succeeded: r.succeeded,
+        revision: BigInt(r.revision),
+        responses: r.responses.map((x) =>
+          x.op === 'put' ? { put: putToProto(x) } : x.op === 'delete' ? { delete: deleteToProto(x) } : { range: rangeToProto(x) },
+        ),
+      };
+    },
+  };
+}
+
+/** The failure of one batched call, carrying what toServiceError puts in a unary call's status. */
+export function toBatchError(err: unknown): meta.BatchError {
+  const s = toServiceError(err);
+  const md = s.metadata;
+  const hint = md?.get('robustmq-leader')[0];
+  return {
+    grpcCode: s.code ?? 2,
+    message: s.details ?? '',
+    robustmqCode: String(md?.get('robustmq-code')[0] ?? ''),
+    retriable: md?.get('robustmq-retriable')[0] === 'true',
+    leaderHint: hint === undefined ? 0n : BigInt(String(hint)),
+  };
+}
+
+/**
+ * Serves one Batch stream: every call runs as soon as it arrives (calls are independent, as
+ * concurrent unary calls would be) and the answers completed in one event-loop turn go back
+ * as one message. A malformed call is answered with an error; the stream stays open.
+ */
+function serveBatch(
+  call: grpc.ServerDuplexStream<meta.BatchRequest, meta.BatchResponse>,
+  kv: ReturnType<typeof kvHandlers>,
+  log: Logger,
+): void {
+  let out: meta.BatchResult[] = [];
+  let closed = false;
+  let ending = false;
+  let inflight = 0;
+  // After the client half-closes, the calls still running are answered before the stream ends.
+  const maybeEnd = (): void => {
+    if (!ending || closed || inflight > 0 || out.length > 0) return;
+    closed = true;
+    call.end();
+  };
+  const answer = (r: meta.BatchResult): void => {
+    inflight--;
+    if (closed) return;
+    out.push(r);
+    if (out.length === 1)
+      setImmediate(() => {
+        const results = out;
+        out = [];
+        if (!closed) call.write({ results });
+        maybeEnd();
+      });
+  };
+  call.on('data', (req: meta.BatchRequest) => {
+    for (const c of req.calls) {
+      const id = c.id;
+      inflight++;
+      const run: Promise<Omit<meta.BatchResult, 'id'>> | undefined = c.put
+        ? kv.put(c.put).then((put) => ({ put }))
+        : c.range
+          ? kv.range(c.range).then((range) => ({ range }))
+          : c.deleteRange
+            ? kv.deleteRange(c.deleteRange).then((deleteRange) => ({ deleteRange }))
+            : c.txn
+              ? kv.txn(c.txn).then((txn) => ({ txn }))
+              : undefined;
+      if (run === undefined) {
+        answer({ id, error: { grpcCode: 3, message: 'batch call without a request', robustmqCode: '', retriable: false, leaderHint: 0n } });
+        continue;
+      }
+      run.then(
+        (r) => answer({ id, ...r }),
+        (err: unknown) => answer({ id, error: toBatchError(err) }),
+      );
+    }
+  });
+  const gone = (): void => {
+    closed = true;
+  };
+  call.on('end', () => {
+    ending = true;
+    maybeEnd();
+  });
+  call.on('cancelled', gone);
+  call.on('close', gone);
+  call.on('error', (err) => {
+    gone();
+    log.debug({ err }, 'meta batch stream failed');
+  });
+}
+
 /** The gRPC face of a MetaClient (usually this node's MetaNode). */
 export function createMetaService(client: MetaClient, info: () => { roles: string[]; ready: boolean }, log: Logger): meta.MetaServer {
+  const kv = kvHandlers(client);
   return {
     status: unary(async () => {
       const s = await client.status();
@@ -113,34 +233,11 @@ export function createMetaService(client: MetaClient, info: () => { roles: strin
         ready: i.ready,
       };
     }),
-    put: unary(async (req: meta.PutRequest) =>
-      putToProto(
-        await client.put(str(req.key), Buffer.from(req.value), {
-          ...(req.lease !== 0n ? { lease: Number(req.lease) } : {}),
-          prevKv: req.prevKv,
-        }),
-      ),
-    ),
-    range: unary(async (req: meta.RangeRequest) =>
-      rangeToProto(await client.range(str(req.key), end(req.rangeEnd), { limit: Number(req.limit), serializable: req.serializable })),
-    ),
-    deleteRange: unary(async (req: meta.DeleteRangeRequest) =>
-      deleteToProto(await client.delete(str(req.key), end(req.rangeEnd), { prevKv: req.prevKv })),
-    ),
-    txn: unary(async (req: meta.TxnRequest) => {
-      const r = await client.txn({
-        compare: req.compare.map(compareFromProto),
-        success: req.success.map(opFromProto),
-        failure: req.failure.map(opFromProto),
-      });
-      return {
-        succeeded: r.succeeded,
-        revision: BigInt(r.revision),
-        responses: r.responses.map((x) =>
-          x.op === 'put' ? { put: putToProto(x) } : x.op === 'delete' ? { delete: deleteToProto(x) } : { range: rangeToProto(x) },
-        ),
-      };
-    }),
+    put: unary(kv.put),
+    range: unary(kv.range),
+    deleteRange: unary(kv.deleteRange),
+    txn: unary(kv.txn),
+    batch: (call) => serveBatch(call, kv, log),
     watch: (call) => {
       const req = call.request;
       let cancel: (() => void) | undefined;

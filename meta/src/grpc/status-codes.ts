@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { meta } from '@robustmq/proto';
 import { ErrorCode, RobustError, type ErrorCode as Code } from '@robustmq/common';
 
 /** RobustMQ error codes ↔ gRPC status, one table for the meta service (STYLE §5). */
@@ -31,18 +32,42 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
 
 /** Turns a gRPC error back into a RobustError with the code the server sent. */
 export function fromServiceError(err: grpc.ServiceError): RobustError {
-  const code = err.metadata?.get('robustmq-code')[0];
-  const retriable = err.metadata?.get('robustmq-retriable')[0] === 'true' || err.code === grpc.status.UNAVAILABLE;
-  const known = typeof code === 'string' && (Object.values(ErrorCode) as string[]).includes(code) ? (code as Code) : undefined;
-  const e = new RobustError(
-    known ?? (err.code === grpc.status.DEADLINE_EXCEEDED ? ErrorCode.Timeout : ErrorCode.StorageIo),
-    err.details || err.message,
-    {
-      cause: err,
-      retriable,
-    },
-  );
   const leader = err.metadata?.get('robustmq-leader')[0];
-  if (leader !== undefined) Object.assign(e, { leaderHint: Number(leader) });
-  return e;
+  return robustError({
+    grpcCode: err.code,
+    message: err.details || err.message,
+    code: err.metadata?.get('robustmq-code')[0],
+    retriable: err.metadata?.get('robustmq-retriable')[0] === 'true',
+    leaderHint: leader === undefined ? undefined : Number(leader),
+    cause: err,
+  });
+}
+
+/** Turns the error of one call of a Batch stream back into a RobustError. */
+export function fromBatchError(e: meta.BatchError): RobustError {
+  return robustError({
+    grpcCode: e.grpcCode,
+    message: e.message,
+    code: e.robustmqCode,
+    retriable: e.retriable,
+    leaderHint: e.leaderHint === 0n ? undefined : Number(e.leaderHint),
+  });
+}
+
+function robustError(e: {
+  grpcCode: number;
+  message: string;
+  code: unknown;
+  retriable: boolean;
+  leaderHint: number | undefined;
+  cause?: unknown;
+}): RobustError {
+  const known = typeof e.code === 'string' && (Object.values(ErrorCode) as string[]).includes(e.code) ? (e.code as Code) : undefined;
+  const err = new RobustError(
+    known ?? (e.grpcCode === Number(grpc.status.DEADLINE_EXCEEDED) ? ErrorCode.Timeout : ErrorCode.StorageIo),
+    e.message,
+    { cause: e.cause, retriable: e.retriable || e.grpcCode === Number(grpc.status.UNAVAILABLE) },
+  );
+  if (e.leaderHint !== undefined) Object.assign(err, { leaderHint: e.leaderHint });
+  return err;
 }
