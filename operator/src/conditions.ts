@@ -7,6 +7,7 @@ export const ConditionType = {
   MetaMembershipSynced: 'MetaMembershipSynced',
   JournalReady: 'JournalReady',
   BrokersAvailable: 'BrokersAvailable',
+  CertificatesValid: 'CertificatesValid',
   Progressing: 'Progressing',
   Paused: 'Paused',
 } as const;

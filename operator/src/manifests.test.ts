@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { robustMQClusterCrd } from './api/crd.js';
 import { validateSpec, withDefaults } from './api/defaults.js';
 import type { RobustMQCluster } from './api/types.js';
-import { desiredObjects, bootstrapPeers, type DesiredInputs } from './manifests.js';
+import { desiredObjects, bootstrapPeers, serverCertNames, type DesiredInputs } from './manifests.js';
+import { sanList } from './certificates.js';
+import { certificateCrd } from './testing/cert-manager.js';
 import { crdValidator, validateBuiltin } from './testing/validate.js';
 
 const cr = (spec: Record<string, unknown> = {}): RobustMQCluster => ({
@@ -34,12 +36,62 @@ const full = {
   overrides: { broker: { metadata: { annotations: { a: 'b' } } }, services: { metadata: { annotations: { lb: 'x' } } } },
 };
 
-test('every generated object validates against the Kubernetes schemas', async () => {
-  for (const spec of [{}, full]) {
+type PodSpecT = {
+  volumes: { name: string; secret?: { secretName: string; items?: unknown[] } }[];
+  containers: { env: { name: string; value?: string }[] }[];
+};
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+/** The three TLS modes' inputs as the reconciler hands them over. */
+const tlsCases = (c: RobustMQCluster): [Record<string, unknown>, DesiredInputs][] => [
+  [{}, inputs],
+  [full, inputs],
+  [
+    {
+      ...full,
+      tls: {},
+      listeners: [...full.listeners, { name: 'mtls', protocol: 'kafka', port: 9093, tls: true, authentication: { type: 'tls' } }],
+    },
+    {
+      ...inputs,
+      tls: {
+        mode: 'generated',
+        mountSecret: 'prod-broker-tls',
+        secrets: [
+          { name: 'prod-cluster-ca', type: 'Opaque', data: { 'ca.crt': b64('c'), 'ca.key': b64('k') } },
+          { name: 'prod-clients-ca', type: 'Opaque', data: { 'ca.crt': b64('c'), 'ca.key': b64('k') } },
+          { name: 'prod-broker-tls', type: 'kubernetes.io/tls', data: { 'tls.crt': b64('c'), 'tls.key': b64('k'), 'ca.crt': b64('c') } },
+        ],
+      },
+    },
+  ],
+  [
+    { ...full, tls: { issuerRef: { name: 'le', kind: 'ClusterIssuer' } } },
+    {
+      ...inputs,
+      tls: {
+        mode: 'cert-manager',
+        mountSecret: 'prod-broker-tls',
+        certificateSans: sanList([...serverCertNames(c, withDefaults({ ...full, tls: {} })), '203.0.113.1']),
+      },
+    },
+  ],
+];
+
+test('every generated object validates against the Kubernetes schemas (Secrets, and the cert-manager Certificate against its CRD)', async () => {
+  const certificate = crdValidator(certificateCrd() as never, 'v1');
+  for (const [spec, inp] of tlsCases(cr(full))) {
     const c = cr(spec);
-    const objs = desiredObjects(c, withDefaults(c.spec), inputs, bootstrapPeers(c, 3));
+    const objs = desiredObjects(c, withDefaults(c.spec), inp, bootstrapPeers(c, 3));
     const kinds = new Set<string>();
     for (const o of objs) {
+      if (o.kind === 'Certificate') {
+        assert.deepEqual(certificate(o), [], 'Certificate');
+        const cs = (o as unknown as { spec: { dnsNames: string[]; ipAddresses: string[] } }).spec;
+        assert.ok(cs.dnsNames.includes('prod-mqtts.ns.svc.cluster.local'));
+        assert.deepEqual(cs.ipAddresses, ['203.0.113.1']);
+        kinds.add(o.kind);
+        continue;
+      }
       const r = await validateBuiltin(o as never);
       if (r.unknown) assert.equal(o.kind, 'PodMonitor', `no schema for ${o.kind}`);
       assert.deepEqual(r.errors, [], `${o.kind}/${o.metadata.name}`);
@@ -48,6 +100,19 @@ test('every generated object validates against the Kubernetes schemas', async ()
       assert.equal(o.metadata.labels?.['app.kubernetes.io/managed-by'], 'robustmq-operator');
     }
     for (const k of ['StatefulSet', 'Deployment', 'Service', 'ConfigMap', 'Secret', 'PodDisruptionBudget']) assert.ok(kinds.has(k), k);
+    const tls = inp.tls;
+    if (tls?.mode === 'cert-manager') assert.ok(kinds.has('Certificate'));
+    if (tls?.mode === 'generated') {
+      const secrets = objs.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
+      assert.deepEqual(secrets, ['prod-admin', 'prod-cluster-ca', 'prod-clients-ca', 'prod-broker-tls']);
+      const pod = (objs.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: PodSpecT } } }).spec.template.spec;
+      assert.ok(pod.volumes.some((v) => v.name === 'tls' && v.secret?.secretName === 'prod-broker-tls'));
+      // Certificate authentication: the clients CA certificate (never its key) checks client certificates.
+      assert.deepEqual(pod.volumes.find((v) => v.name === 'clients-ca')?.secret?.items, [{ key: 'ca.crt', path: 'ca.crt' }]);
+      const env = Object.fromEntries(pod.containers[0]!.env.map((e) => [e.name, e.value]));
+      assert.equal(env.ROBUSTMQ_TLS_CA_FILE, '/etc/robustmq/clients-ca/ca.crt');
+      assert.equal(env.ROBUSTMQ_KAFKA_TLS_PORT, '9093');
+    }
   }
   // The validator does catch mistakes.
   const bad = await validateBuiltin({
@@ -110,6 +175,7 @@ test('builders: autoscaled brokers carry no replicas, listener ports map to serv
     'ROBUSTMQ_WS_PORT',
     'ROBUSTMQ_WSS_PORT',
     'ROBUSTMQ_KAFKA_PORT',
+    'ROBUSTMQ_KAFKA_TLS_PORT',
     'ROBUSTMQ_TLS_CERT_FILE',
     'ROBUSTMQ_TLS_KEY_FILE',
     'ROBUSTMQ_TLS_CA_FILE',
@@ -149,6 +215,15 @@ test('spec validation mirrors the CRD (and the CRD schema + CEL rules agree)', (
       false,
     ],
     [{ tls: { secretName: 'a', issuerRef: { name: 'i', kind: 'ClusterIssuer' } } }, false],
+    [{ tls: { issuerRef: { name: 'i', kind: 'ClusterIssuer' } } }, true],
+    [{ tls: { issuerRef: { name: 'i', kind: 'Issuer', group: 'cert-manager.io' } } }, true],
+    [{ tls: { issuerRef: { name: 'i', kind: 'Certificate' } } }, false],
+    [{ tls: { issuerRef: { name: 'i', kind: 'AWSPCAClusterIssuer', group: 'awspca.cert-manager.io' } } }, true],
+    [{ tls: { validityDays: 30, renewalDays: 30 } }, false],
+    [{ tls: { validityDays: 60, renewalDays: 20, alternativeNames: ['mq.example.com', '198.51.100.4'] } }, true],
+    [{ tls: { clusterCa: { validityDays: 10, renewalDays: 20 } } }, false],
+    [{ tls: { clusterCa: { validityDays: 31 } } }, false],
+    [{ tls: { clientsCa: { generate: false, validityDays: 730, renewalDays: 60 } } }, true],
   ];
   for (const [spec, ok] of cases) {
     const crdErrors = v(doc(spec));

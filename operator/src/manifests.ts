@@ -12,6 +12,7 @@ import {
   type PodTemplateSpec,
   type RobustMQCluster,
   type RobustMQClusterSpec,
+  type TlsMode,
 } from './api/types.js';
 
 /** Any Kubernetes object the operator applies. */
@@ -57,6 +58,9 @@ export const names = (c: string) => ({
   config: `${c}-config`,
   bootstrap: `${c}-meta-bootstrap`,
   admin: `${c}-admin`,
+  clusterCa: `${c}-cluster-ca`,
+  clientsCa: `${c}-clients-ca`,
+  brokerTls: `${c}-broker-tls`,
   listener: (l: string) => `${c}-${l}`,
   metaPod: (id: number) => `${c}-meta-${id}`,
   journalPod: (ord: number) => `${c}-journal-${ord}`,
@@ -74,7 +78,50 @@ export interface DesiredInputs {
   clusterId: string;
   adminToken: string;
   operatorVersion: string;
+  /** Listener certificates; default: what the spec alone says (secretName mounted, nothing else). */
+  tls?: TlsInputs;
 }
+
+/** Where the TLS listeners' certificate comes from, as the reconciler found it. */
+export interface TlsInputs {
+  mode: TlsMode;
+  /** The Secret the brokers mount (tls.crt, tls.key, ca.crt); undefined = not available yet: TLS listeners stay closed. */
+  mountSecret?: string;
+  /** Secrets the operator generated (base64 data), applied as they are: the CAs and the server certificate. */
+  secrets?: { name: string; type: string; data: Record<string, string> }[];
+  /** SANs of the cert-manager Certificate (`dns:`/`ip:` entries, see certificates.ts sanList). */
+  certificateSans?: string[];
+}
+
+/** Mount path of the listener certificate (tls.crt, tls.key, ca.crt). */
+export const TLS_DIR = `${CONFIG_DIR}/tls`;
+/** Mount path of the clients CA certificate (generated mode with certificate authentication). */
+export const CLIENTS_CA_DIR = `${CONFIG_DIR}/clients-ca`;
+export const CLUSTER_DOMAIN = 'cluster.local';
+
+/**
+ * The names the server certificate must carry: every client Service of a TLS listener (`<svc>`,
+ * `<svc>.<ns>`, `<svc>.<ns>.svc`, `<svc>.<ns>.svc.cluster.local`), the load-balancer addresses
+ * already assigned to them, and spec.tls.alternativeNames.
+ */
+export function serverCertNames(
+  cr: RobustMQCluster,
+  spec: RobustMQClusterSpec,
+  ingress: (service: string) => { ip?: string; hostname?: string }[] = () => [],
+): string[] {
+  const n = names(cr.metadata.name);
+  const ns = cr.metadata.namespace ?? 'default';
+  const svcs = [n.broker, ...spec.listeners.filter((l) => l.tls && l.type !== 'internal').map((l) => n.listener(l.name))];
+  return [
+    ...svcs.flatMap((s) => [s, `${s}.${ns}`, `${s}.${ns}.svc`, `${s}.${ns}.svc.${CLUSTER_DOMAIN}`]),
+    ...svcs.flatMap((s) => ingress(s).flatMap((i) => [i.ip ?? '', i.hostname ?? ''])),
+    ...(spec.tls.alternativeNames ?? []),
+  ].filter((x) => x !== '');
+}
+
+/** True when a TLS listener authenticates clients by certificate: then robust-server gets a CA to check them (mTLS). */
+export const usesClientCerts = (spec: RobustMQClusterSpec): boolean =>
+  spec.listeners.some((l) => l.tls && l.authentication?.type === 'tls');
 
 export function commonLabels(c: string): Record<string, string> {
   return { [Labels.Name]: 'robustmq', [Labels.Instance]: c, [Labels.ManagedBy]: MANAGED_BY, [Labels.Cluster]: c };
@@ -116,7 +163,7 @@ export function hashOf(...parts: string[]): string {
 
 /** Listener → the robust-server port variable that opens it (one per protocol and TLS setting). */
 export function listenerPortEnv(l: ListenerSpec): string {
-  if (l.protocol === 'kafka') return 'ROBUSTMQ_KAFKA_PORT';
+  if (l.protocol === 'kafka') return l.tls ? 'ROBUSTMQ_KAFKA_TLS_PORT' : 'ROBUSTMQ_KAFKA_PORT';
   if (l.protocol === 'mqtt-ws') return l.tls ? 'ROBUSTMQ_WSS_PORT' : 'ROBUSTMQ_WS_PORT';
   return l.tls ? 'ROBUSTMQ_MQTTS_PORT' : 'ROBUSTMQ_MQTT_PORT';
 }
@@ -243,17 +290,67 @@ const mounts = (withData: boolean): unknown[] => [
   { name: 'admin-token', mountPath: `${CONFIG_DIR}/admin`, readOnly: true },
 ];
 
-function tlsVolume(spec: RobustMQClusterSpec): { volumes: unknown[]; mounts: unknown[]; env: unknown[] } {
-  const secret = spec.tls?.secretName;
-  if (secret === undefined || !spec.listeners.some((l) => l.tls)) return { volumes: [], mounts: [], env: [] };
+/**
+ * The listener certificate in the broker pods. The whole Secret is mounted (no subPath), so the
+ * kubelet replaces the files when the Secret changes and robust-server reloads them
+ * (tls.reloadCheckMs): a renewed certificate needs no roll. ca.crt is handed to the server only
+ * for certificate authentication (it asks clients for a certificate when it has a CA).
+ */
+function tlsVolume(spec: RobustMQClusterSpec, c: string, tls: TlsInputs): { volumes: unknown[]; mounts: unknown[]; env: unknown[] } {
+  if (tls.mountSecret === undefined) return { volumes: [], mounts: [], env: [] };
+  const mtls = usesClientCerts(spec);
+  const clientsCa = mtls && tls.mode === 'generated';
   return {
-    volumes: [{ name: 'tls', secret: { secretName: secret } }],
-    mounts: [{ name: 'tls', mountPath: `${CONFIG_DIR}/tls`, readOnly: true }],
-    env: [
-      env('ROBUSTMQ_TLS_CERT_FILE', `${CONFIG_DIR}/tls/tls.crt`),
-      env('ROBUSTMQ_TLS_KEY_FILE', `${CONFIG_DIR}/tls/tls.key`),
-      env('ROBUSTMQ_TLS_CA_FILE', `${CONFIG_DIR}/tls/ca.crt`),
+    volumes: [
+      { name: 'tls', secret: { secretName: tls.mountSecret, defaultMode: 0o440 } },
+      ...(clientsCa
+        ? [
+            {
+              name: 'clients-ca',
+              secret: { secretName: names(c).clientsCa, defaultMode: 0o440, items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+            },
+          ]
+        : []),
     ],
+    mounts: [
+      { name: 'tls', mountPath: TLS_DIR, readOnly: true },
+      ...(clientsCa ? [{ name: 'clients-ca', mountPath: CLIENTS_CA_DIR, readOnly: true }] : []),
+    ],
+    env: [
+      env('ROBUSTMQ_TLS_CERT_FILE', `${TLS_DIR}/tls.crt`),
+      env('ROBUSTMQ_TLS_KEY_FILE', `${TLS_DIR}/tls.key`),
+      ...(mtls ? [env('ROBUSTMQ_TLS_CA_FILE', clientsCa ? `${CLIENTS_CA_DIR}/ca.crt` : `${TLS_DIR}/ca.crt`)] : []),
+    ],
+  };
+}
+
+/** TLS inputs from the spec alone: an existing Secret is mounted as it is; other modes need the reconciler. */
+export function specTlsInputs(spec: RobustMQClusterSpec, mode: TlsMode): TlsInputs {
+  return mode === 'secret' && spec.tls.secretName !== undefined ? { mode, mountSecret: spec.tls.secretName } : { mode };
+}
+
+/** The cert-manager Certificate for the brokers; its Secret carries our labels (secretTemplate) so the operator's informer sees it. */
+export function brokerCertificate(cr: RobustMQCluster, spec: RobustMQClusterSpec, sans: string[]): KubeObject {
+  const c = cr.metadata.name;
+  const n = names(c);
+  const ref = spec.tls.issuerRef!;
+  const dnsNames = sans.filter((x) => x.startsWith('dns:')).map((x) => x.slice(4));
+  const ipAddresses = sans.filter((x) => x.startsWith('ip:')).map((x) => x.slice(3));
+  return {
+    apiVersion: 'cert-manager.io/v1',
+    kind: 'Certificate',
+    metadata: { name: n.brokerTls, namespace: cr.metadata.namespace ?? 'default', labels: roleLabels(c, 'broker') },
+    spec: {
+      secretName: n.brokerTls,
+      secretTemplate: { labels: roleLabels(c, 'broker') },
+      dnsNames,
+      ...(ipAddresses.length > 0 ? { ipAddresses } : {}),
+      duration: `${spec.tls.validityDays * 24}h`,
+      renewBefore: `${spec.tls.renewalDays * 24}h`,
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      usages: ['server auth', 'digital signature', 'key encipherment'],
+      issuerRef: { name: ref.name, kind: ref.kind, group: ref.group ?? 'cert-manager.io' },
+    },
   };
 }
 
@@ -402,12 +499,12 @@ function journalStatefulSet(cr: RobustMQCluster, spec: RobustMQClusterSpec, inp:
  * The broker Deployment. While autoscaling is on, `replicas` is left out: the HPA owns it, and
  * sending it (even unchanged) from our field manager would fight the HPA on every reconcile.
  */
-function brokerDeployment(cr: RobustMQCluster, spec: RobustMQClusterSpec, configHash: string): KubeObject {
+function brokerDeployment(cr: RobustMQCluster, spec: RobustMQClusterSpec, configHash: string, tlsIn: TlsInputs): KubeObject {
   const c = cr.metadata.name;
   const ns = cr.metadata.namespace ?? 'default';
   const n = names(c);
   const t = spec.broker.template;
-  const tls = tlsVolume(spec);
+  const tls = tlsVolume(spec, c, tlsIn);
   const dep: KubeObject = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -433,6 +530,8 @@ function brokerDeployment(cr: RobustMQCluster, spec: RobustMQClusterSpec, config
               ...(spec.imagePullPolicy ? { imagePullPolicy: spec.imagePullPolicy } : {}),
               command: ['/bin/sh', '-c', BROKER_START_SCRIPT],
               env: [
+                // The name the broker registers in meta under; the registered readiness gate matches it to this pod.
+                fieldEnv('POD_NAME', 'metadata.name'),
                 fieldEnv('ROBUSTMQ_ADVERTISE_HOST', 'status.podIP'),
                 ...commonEnv(c, ns, 'broker'),
                 env('ROBUSTMQ_JOURNAL_ENDPOINT', `${n.journalHeadless}.${ns}.svc:${Ports.grpcJournal}`),
@@ -567,8 +666,9 @@ export function desiredObjects(cr: RobustMQCluster, spec: RobustMQClusterSpec, i
   const c = cr.metadata.name;
   const ns = cr.metadata.namespace ?? 'default';
   const serverYaml = renderServerConfig(spec);
-  const configHash = hashOf(serverYaml, imageOf(spec), spec.tls?.secretName ?? '');
+  const configHash = hashOf(serverYaml, imageOf(spec), spec.tls.secretName ?? '');
   const owner = ownerReference(cr);
+  const tls = inp.tls ?? specTlsInputs(spec, spec.listeners.some((l) => l.tls) ? (spec.tls.secretName ? 'secret' : 'generated') : 'none');
   const objs: KubeObject[] = [
     {
       apiVersion: 'v1',
@@ -584,10 +684,18 @@ export function desiredObjects(cr: RobustMQCluster, spec: RobustMQClusterSpec, i
       type: 'Opaque',
       stringData: { token: inp.adminToken },
     },
+    ...(tls.secrets ?? []).map((x): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: x.name, namespace: ns },
+      type: x.type,
+      data: x.data,
+    })),
+    ...(tls.certificateSans ? [brokerCertificate(cr, spec, tls.certificateSans)] : []),
     ...services(cr, spec),
     metaStatefulSet(cr, spec, inp, configHash),
     journalStatefulSet(cr, spec, inp, configHash),
-    brokerDeployment(cr, spec, configHash),
+    brokerDeployment(cr, spec, configHash, tls),
     pdb(cr, 'meta', 1),
     pdb(cr, 'journal', 1),
     pdb(cr, 'broker', '25%', { unhealthyPodEvictionPolicy: 'AlwaysAllow' }),

@@ -15,9 +15,21 @@ export interface MetaStatusResponse {
   }[];
 }
 
+/** One broker registration as `GET /api/v1/brokers` lists it; `name` is the broker's pod name. */
+export interface BrokerRegistration {
+  nodeId: number;
+  name: string;
+  host: string;
+  ports: Record<string, number>;
+  version: string;
+  startedAt: string;
+}
+
 /** Meta's membership API as the operator uses it. */
 export interface MetaAdmin {
   status(): Promise<MetaStatusResponse>;
+  /** The brokers registered in meta (a stopping broker revokes its registration). */
+  brokers(): Promise<BrokerRegistration[]>;
   addLearner(id: number, address: string): Promise<void>;
   promote(id: number): Promise<void>;
   remove(id: number): Promise<void>;
@@ -86,6 +98,11 @@ export class HttpMetaAdmin implements MetaAdmin {
       }
     }
     return s;
+  }
+  async brokers(): Promise<BrokerRegistration[]> {
+    const r = (await this.#call('GET', '/api/v1/brokers')) as { brokers?: unknown };
+    if (!Array.isArray(r.brokers)) throw new MetaAdminError(502, '', 'meta GET /api/v1/brokers: no "brokers" list in the answer');
+    return (r.brokers as Partial<BrokerRegistration>[]).filter((b): b is BrokerRegistration => typeof b?.name === 'string');
   }
   async addLearner(id: number, address: string): Promise<void> {
     await this.#call('POST', '/api/v1/meta/members', { id, address });

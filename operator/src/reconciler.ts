@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { KubernetesObject, V1Pod, V1PersistentVolumeClaim, V1Service, V1StatefulSet, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from '@robustmq/common';
-import { validateSpec, withDefaults, parseQuantity } from './api/defaults.js';
+import { validateSpec, withDefaults, parseQuantity, tlsMode } from './api/defaults.js';
 import {
   API_VERSION,
   Annotations,
@@ -15,10 +15,34 @@ import {
   type RobustMQCluster,
   type RobustMQClusterSpec,
   type RobustMQClusterStatus,
+  type TlsMode,
 } from './api/types.js';
+import {
+  createCa,
+  isSignedBy,
+  issueServerCert,
+  keyMatches,
+  parseCert,
+  planCertificates,
+  renewCa,
+  sanList,
+  sansOf,
+  validityOf,
+  type KeyPairPem,
+} from './certificates.js';
 import { ConditionType, mergeConditions, nowTime, type ConditionInput } from './conditions.js';
 import { FIELD_MANAGER, SEED_FIELD_MANAGER, statusOf, type Kube } from './kube.js';
-import { bootstrapPeers, desiredObjects, metaNodeAddress, names, selectorLabels, type KubeObject } from './manifests.js';
+import {
+  bootstrapPeers,
+  desiredObjects,
+  metaNodeAddress,
+  names,
+  selectorLabels,
+  serverCertNames,
+  specTlsInputs,
+  type KubeObject,
+  type TlsInputs,
+} from './manifests.js';
 import {
   isCaughtUp,
   metaStatefulSetReplicas,
@@ -56,6 +80,27 @@ const isTrue = (pod: V1Pod, type: string) => pod.status?.conditions?.some((c) =>
 const podIndex = (pod: KubernetesObject) =>
   Number(pod.metadata?.labels?.[Labels.PodIndex] ?? /-(\d+)$/.exec(pod.metadata?.name ?? '')?.[1] ?? -1);
 const isDeleting = (o: KubernetesObject | undefined) => o?.metadata?.deletionTimestamp !== undefined;
+const conditionOf = (pod: V1Pod, type: string) => pod.status?.conditions?.find((c) => c.type === type);
+const DAY_MS = 86_400_000;
+/** Reasons of CertificatesValid=False that keep the TLS listeners closed (and the cluster not Ready). */
+const BLOCKING_CERT_REASONS = ['WaitingForCertificate', 'SecretMissing', 'CaMissing', 'InvalidCertificate'];
+
+type SecretData = { data?: Record<string, string> };
+const secretPem = (s: SecretData | undefined, key: string): string | undefined =>
+  s?.data?.[key] ? Buffer.from(s.data[key], 'base64').toString('utf8') : undefined;
+const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
+
+/** What the TLS step hands to the rest of the reconcile. */
+interface TlsOutcome {
+  inputs: TlsInputs;
+  condition?: ConditionInput;
+  status?: RobustMQClusterStatus['tls'];
+}
+
+function expiry(pem: string | undefined): Date | undefined {
+  const c = parseCert(pem);
+  return c ? validityOf(c).notAfter : undefined;
+}
 
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -185,9 +230,18 @@ export class Reconciler {
     };
     const peers = obs.bootstrapPeers ?? bootstrapPeers(cr, spec.meta.replicas);
 
+    // 0. Listener certificates (generated, an existing Secret, or cert-manager).
+    const tls = await this.#tls(cr, spec, obs, log);
+    if (tls.condition) conds.push(tls.condition);
+    // Merge patch: an explicit null removes a block that is gone; absent stays absent.
+    if (tls.status) status.tls = tls.status;
+    else if (prev.tls) status.tls = null;
+    else delete status.tls;
+    const desiredInputs = { ...inputs, tls: tls.inputs };
+
     // 1. Children, by server-side apply.
     try {
-      await this.#applyAll(cr, spec, desiredObjects(cr, spec, inputs, peers), obs);
+      await this.#applyAll(cr, spec, desiredObjects(cr, spec, desiredInputs, peers), obs);
       conds.push({ type: ConditionType.Reconciled, status: true, reason: 'ApplySucceeded' });
     } catch (err) {
       const code = statusOf(err);
@@ -205,8 +259,17 @@ export class Reconciler {
     action = await this.#executeMembership(cr, admin, action, planInput, status, log);
     if (action.op !== 'None') busy = true;
 
-    // 3. Readiness gates: voters on meta pods, registration on brokers.
-    await this.#syncGates(cr, obs, raft);
+    // 3. Readiness gates: voters on meta pods, registration in meta on brokers.
+    let registered: Set<string> | undefined;
+    if (obs.brokerPods.length > 0) {
+      try {
+        registered = new Set((await admin.brokers()).map((b) => b.name));
+      } catch (err) {
+        log.debug({ err }, 'broker registrations unavailable');
+      }
+    }
+    const pendingGates = await this.#syncGates(obs, raft, registered);
+    if (pendingGates > 0) busy = true;
 
     // 4. Orphaned claims of removed ordinals, then rolls (one pod at a time).
     await this.#deleteScaledDownClaims(cr, spec, obs);
@@ -215,10 +278,11 @@ export class Reconciler {
       if (rolled) busy = true;
     }
 
-    const next = this.#aggregate(cr, spec, status, obs, raft, action, conds, generation, busy);
+    const next = this.#aggregate(cr, spec, status, obs, raft, action, conds, generation, busy, registered);
     await this.#writeStatus(cr, next);
     const ready = next.conditions?.find((x) => x.type === ConditionType.Ready)?.status === 'True';
-    return { requeueAfterMs: ready && !busy ? this.#o.idleRequeueMs : this.#o.busyRequeueMs };
+    const certWait = tls.condition?.status === false && BLOCKING_CERT_REASONS.includes(tls.condition.reason);
+    return { requeueAfterMs: ready && !busy && !certWait ? this.#o.idleRequeueMs : this.#o.busyRequeueMs };
   }
 
   /** Everything the reconcile reads, from the caches. */
@@ -436,7 +500,14 @@ export class Reconciler {
     return action;
   }
 
-  async #syncGates(cr: RobustMQCluster, obs: Observed, raft: RaftView | undefined): Promise<void> {
+  /**
+   * Readiness gates. Meta pods: True while the node is a Raft voter. Brokers: True only while the
+   * pod's containers are ready and meta lists the pod among the registered brokers, so endpoints
+   * never include a broker other brokers cannot route to. When the registrations cannot be read
+   * (meta unreachable) the broker gates are left as they are: a meta blip must not empty every
+   * endpoint. Returns how many broker pods wait for their registration (the caller requeues).
+   */
+  async #syncGates(obs: Observed, raft: RaftView | undefined, registered: Set<string> | undefined): Promise<number> {
     const ns = obs.ns;
     for (const p of obs.metaPodObjs) {
       if (raft === undefined || isDeleting(p)) continue;
@@ -444,15 +515,283 @@ export class Reconciler {
       if (isTrue(p, READINESS_GATE_VOTER) !== want)
         await this.#setGate(ns, p, READINESS_GATE_VOTER, want, want ? 'RaftVoter' : 'NotAVoter');
     }
-    // Brokers do not register in meta yet (cross-broker routing is not built), so until they do
-    // a broker counts as registered when its containers are ready (it has reached meta).
+    let pending = 0;
     for (const p of obs.brokerPods) {
       if (isDeleting(p)) continue;
-      const want = isTrue(p, 'ContainersReady');
-      if (isTrue(p, READINESS_GATE_REGISTERED) !== want)
-        await this.#setGate(ns, p, READINESS_GATE_REGISTERED, want, want ? 'Registered' : 'NotRegistered');
+      const name = p.metadata?.name ?? '';
+      const containersReady = isTrue(p, 'ContainersReady');
+      let want: boolean;
+      let reason: string;
+      if (!containersReady) [want, reason] = [false, 'ContainersNotReady'];
+      else if (registered === undefined) {
+        if (!isTrue(p, READINESS_GATE_REGISTERED)) pending++;
+        continue;
+      } else if (registered.has(name)) [want, reason] = [true, 'Registered'];
+      else [want, reason] = [false, 'NotRegistered'];
+      if (containersReady && !want) pending++;
+      const cur = conditionOf(p, READINESS_GATE_REGISTERED);
+      if (cur === undefined || (cur.status === 'True') !== want || cur.reason !== reason)
+        await this.#setGate(ns, p, READINESS_GATE_REGISTERED, want, reason);
     }
-    void cr;
+    return pending;
+  }
+
+  /** A Secret from the cache, or read directly when the cache has not seen it (yet): never regenerate a CA from a stale cache. */
+  async #secret(ns: string, name: string): Promise<SecretData | undefined> {
+    const cached = this.#o.caches.secrets.get(name, ns) as SecretData | undefined;
+    if (cached !== undefined) return cached;
+    try {
+      return (await this.#o.kube.core.readNamespacedSecret({ name, namespace: ns })) as SecretData;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** The listener certificate for the current TLS mode (see api/types.ts TlsSpec). */
+  async #tls(cr: RobustMQCluster, spec: RobustMQClusterSpec, obs: Observed, log: Logger): Promise<TlsOutcome> {
+    const mode = tlsMode(spec);
+    const n = names(cr.metadata.name);
+    const prevMode = cr.status?.tls?.mode;
+    if (prevMode === 'cert-manager' && mode !== 'cert-manager') {
+      // Leaving cert-manager: its Certificate would keep rewriting the Secret we may now generate.
+      try {
+        await this.#o.kube.delete({
+          apiVersion: 'cert-manager.io/v1',
+          kind: 'Certificate',
+          metadata: { name: n.brokerTls, namespace: obs.ns },
+        });
+      } catch (err) {
+        log.debug({ err }, 'cert-manager Certificate not deleted');
+      }
+    }
+    const sans = () =>
+      sanList(
+        serverCertNames(cr, spec, (svc) =>
+          (obs.services.find((x) => x.metadata?.name === svc)?.status?.loadBalancer?.ingress ?? []).map((i) => ({
+            ...(i.ip ? { ip: i.ip } : {}),
+            ...(i.hostname ? { hostname: i.hostname } : {}),
+          })),
+        ),
+      );
+    const cond = (status: boolean, reason: string, message: string): ConditionInput => ({
+      type: ConditionType.CertificatesValid,
+      status,
+      reason,
+      message,
+    });
+    const iso = (d: Date | undefined) => (d ? { notAfter: nowTime(d) } : {});
+    switch (mode) {
+      case 'none':
+        return { inputs: { mode } };
+      case 'secret': {
+        const secretName = spec.tls.secretName!;
+        const inputs = specTlsInputs(spec, mode);
+        const sec = await this.#secret(obs.ns, secretName);
+        const status = { mode, secretName };
+        if (sec === undefined)
+          return {
+            inputs,
+            status,
+            condition: cond(false, 'SecretMissing', `Secret ${secretName} not found: broker pods cannot start without it`),
+          };
+        const notAfter = expiry(secretPem(sec, 'tls.crt'));
+        if (notAfter === undefined || secretPem(sec, 'tls.key') === undefined)
+          return {
+            inputs,
+            status,
+            condition: cond(false, 'InvalidCertificate', `Secret ${secretName} has no PEM certificate in tls.crt and key in tls.key`),
+          };
+        const left = (notAfter.getTime() - Date.now()) / DAY_MS;
+        return {
+          inputs,
+          status: { ...status, ...iso(notAfter) },
+          condition:
+            left < spec.tls.renewalDays
+              ? cond(false, 'ExpiringSoon', `the certificate in Secret ${secretName} expires at ${nowTime(notAfter)}; replace it`)
+              : cond(true, 'Valid', `certificate valid until ${nowTime(notAfter)}`),
+        };
+      }
+      case 'cert-manager':
+        return this.#certManagerTls(cr, spec, obs, sans(), mode);
+      case 'generated':
+        return this.#generatedTls(cr, spec, obs, sans(), log);
+    }
+  }
+
+  /**
+   * cert-manager mode: the Certificate is applied with the desired objects; the brokers mount its
+   * Secret once cert-manager has written it. Until then they run without the TLS listeners,
+   * Progressing says WaitingForCertificate and an Event tells why.
+   */
+  async #certManagerTls(cr: RobustMQCluster, spec: RobustMQClusterSpec, obs: Observed, sans: string[], mode: TlsMode): Promise<TlsOutcome> {
+    const secretName = names(cr.metadata.name).brokerTls;
+    const sec = await this.#secret(obs.ns, secretName);
+    const cert = parseCert(secretPem(sec, 'tls.crt'));
+    const issued = cert !== undefined && secretPem(sec, 'tls.key') !== undefined;
+    const mounted = (obs.broker?.spec?.template?.spec?.volumes ?? []).some((v) => v.name === 'tls' && v.secret?.secretName === secretName);
+    const ref = spec.tls.issuerRef!;
+    if (!issued) {
+      const message = `waiting for cert-manager to issue Secret ${secretName} (${ref.kind} ${ref.name})`;
+      if (cr.status?.conditions?.find((x) => x.type === ConditionType.CertificatesValid)?.reason !== 'WaitingForCertificate')
+        await this.#event(cr, 'Normal', 'WaitingForCertificate', `${message}; brokers start without their TLS listeners until then`);
+      return {
+        inputs: { mode, certificateSans: sans, ...(mounted ? { mountSecret: secretName } : {}) },
+        status: { mode, secretName },
+        condition: { type: ConditionType.CertificatesValid, status: false, reason: 'WaitingForCertificate', message },
+      };
+    }
+    const notAfter = validityOf(cert).notAfter;
+    return {
+      inputs: { mode, certificateSans: sans, mountSecret: secretName },
+      status: { mode, secretName, notAfter: nowTime(notAfter) },
+      condition: {
+        type: ConditionType.CertificatesValid,
+        status: true,
+        reason: 'Issued',
+        message: `issued by ${ref.kind} ${ref.name}, valid until ${nowTime(notAfter)}`,
+      },
+    };
+  }
+
+  /**
+   * Generated mode: the cluster CA and clients CA Secrets (created, renewed with the same key near
+   * expiry, never replaced while valid) and the brokers' certificate signed by the cluster CA,
+   * issued again when it nears expiry, its SANs change or the CA key changed (certificates.ts
+   * planCertificates). A CA with `generate: false` is the user's: read, never written.
+   */
+  async #generatedTls(cr: RobustMQCluster, spec: RobustMQClusterSpec, obs: Observed, sans: string[], log: Logger): Promise<TlsOutcome> {
+    const c = cr.metadata.name;
+    const n = names(c);
+    const t = spec.tls;
+    const now = new Date();
+    const [clusterCaSec, clientsCaSec, leafSec] = await Promise.all([
+      this.#secret(obs.ns, n.clusterCa),
+      this.#secret(obs.ns, n.clientsCa),
+      this.#secret(obs.ns, n.brokerTls),
+    ]);
+    const caOf = (sec: SecretData | undefined): KeyPairPem | undefined => {
+      const certPem = secretPem(sec, 'ca.crt');
+      const keyPem = secretPem(sec, 'ca.key');
+      const cert = parseCert(certPem);
+      return cert && keyPem && keyMatches(cert, keyPem) ? { certPem: certPem!, keyPem } : undefined;
+    };
+    let clusterCa = caOf(clusterCaSec);
+    let clientsCa = caOf(clientsCaSec);
+    const leafCert = parseCert(secretPem(leafSec, 'tls.crt'));
+    const leafKey = secretPem(leafSec, 'tls.key');
+    const caCert = parseCert(clusterCa?.certPem);
+    const plan = planCertificates(
+      {
+        ...(clusterCa ? { clusterCa: validityOf(caCert!) } : {}),
+        ...(clientsCa ? { clientsCa: validityOf(parseCert(clientsCa.certPem)!) } : {}),
+        ...(leafCert && keyMatches(leafCert, leafKey)
+          ? { leaf: { ...validityOf(leafCert), sans: sansOf(leafCert), signedByClusterCa: caCert ? isSignedBy(leafCert, caCert) : false } }
+          : {}),
+      },
+      {
+        caValidityDays: t.clusterCa.validityDays,
+        caRenewalDays: t.clusterCa.renewalDays,
+        clientsCaValidityDays: t.clientsCa.validityDays,
+        clientsCaRenewalDays: t.clientsCa.renewalDays,
+        validityDays: t.validityDays,
+        renewalDays: t.renewalDays,
+      },
+      sans,
+      now,
+    );
+    const warnings: string[] = [];
+    const ensureCa = async (which: 'cluster' | 'clients', cur: KeyPairPem | undefined): Promise<KeyPairPem | undefined> => {
+      const s = which === 'cluster' ? t.clusterCa : t.clientsCa;
+      const action = which === 'cluster' ? plan.clusterCa : plan.clientsCa;
+      const secretName = which === 'cluster' ? n.clusterCa : n.clientsCa;
+      if (action === 'Keep') return cur;
+      if (!s.generate) {
+        if (action === 'Renew') warnings.push(`the ${which} CA in Secret ${secretName} (generate: false) expires soon; replace it`);
+        return cur;
+      }
+      const next = action === 'Create' ? await createCa(`${c}-${which}-ca`, s.validityDays, now) : await renewCa(cur!, s.validityDays, now);
+      log.info({ ca: which, action }, 'certificate authority written');
+      await this.#event(
+        cr,
+        'Normal',
+        action === 'Create' ? 'CaCreated' : 'CaRenewed',
+        action === 'Create'
+          ? `created the ${which} CA (Secret ${secretName})`
+          : `renewed the ${which} CA certificate with the same key (Secret ${secretName})`,
+      );
+      return next;
+    };
+    clusterCa = await ensureCa('cluster', clusterCa);
+    clientsCa = await ensureCa('clients', clientsCa);
+    const missing = [clusterCa ? '' : n.clusterCa, clientsCa ? '' : n.clientsCa].filter((x) => x !== '');
+    if (clusterCa === undefined || clientsCa === undefined)
+      return {
+        inputs: { mode: 'generated' },
+        status: { mode: 'generated', secretName: n.brokerTls },
+        condition: {
+          type: ConditionType.CertificatesValid,
+          status: false,
+          reason: 'CaMissing',
+          message: `CA Secret ${missing.join(', ')} (generate: false) missing or without a matching ca.crt and ca.key`,
+        },
+      };
+    let leaf: KeyPairPem | undefined = leafCert && leafKey ? { certPem: secretPem(leafSec, 'tls.crt')!, keyPem: leafKey } : undefined;
+    if (plan.leaf !== undefined || leaf === undefined) {
+      leaf = await issueServerCert(clusterCa, {
+        commonName: n.broker,
+        dnsNames: sans.filter((x) => x.startsWith('dns:')).map((x) => x.slice(4)),
+        ipAddresses: sans.filter((x) => x.startsWith('ip:')).map((x) => x.slice(3)),
+        validityDays: t.validityDays,
+        now,
+      });
+      log.info({ reason: plan.leaf }, 'broker certificate issued');
+      await this.#event(
+        cr,
+        'Normal',
+        'CertificateIssued',
+        `issued the broker certificate (Secret ${n.brokerTls}): ${plan.leaf ?? 'Missing'}`,
+      );
+    }
+    const caSecret = (ca: KeyPairPem, name: string) => ({
+      name,
+      type: 'Opaque',
+      data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem) },
+    });
+    const leafNotAfter = expiry(leaf.certPem)!;
+    const caNotAfter = expiry(clusterCa.certPem)!;
+    const clientsNotAfter = expiry(clientsCa.certPem)!;
+    return {
+      inputs: {
+        mode: 'generated',
+        mountSecret: n.brokerTls,
+        secrets: [
+          ...(t.clusterCa.generate ? [caSecret(clusterCa, n.clusterCa)] : []),
+          ...(t.clientsCa.generate ? [caSecret(clientsCa, n.clientsCa)] : []),
+          {
+            name: n.brokerTls,
+            type: 'kubernetes.io/tls',
+            data: { 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), 'ca.crt': b64(clusterCa.certPem) },
+          },
+        ],
+      },
+      status: {
+        mode: 'generated',
+        secretName: n.brokerTls,
+        notAfter: nowTime(leafNotAfter),
+        clusterCaNotAfter: nowTime(caNotAfter),
+        clientsCaNotAfter: nowTime(clientsNotAfter),
+      },
+      condition:
+        warnings.length > 0
+          ? { type: ConditionType.CertificatesValid, status: false, reason: 'ExpiringSoon', message: warnings.join('; ') }
+          : {
+              type: ConditionType.CertificatesValid,
+              status: true,
+              reason: 'Valid',
+              message: `broker certificate valid until ${nowTime(leafNotAfter)}; cluster CA until ${nowTime(caNotAfter)}`,
+            },
+    };
   }
 
   async #setGate(ns: string, p: V1Pod, type: string, status: boolean, reason: string): Promise<void> {
@@ -547,6 +886,7 @@ export class Reconciler {
     conds: ConditionInput[],
     generation: number,
     busy: boolean,
+    registered?: Set<string>,
   ): RobustMQClusterStatus {
     const c = cr.metadata.name;
     const n = names(c);
@@ -584,10 +924,15 @@ export class Reconciler {
           : [],
     };
     const brokerReady = ready(obs.brokerPods);
+    const liveBrokers = obs.brokerPods.filter((p) => !isDeleting(p));
+    const brokerRegistered = registered
+      ? liveBrokers.filter((p) => registered.has(p.metadata?.name ?? '')).length
+      : liveBrokers.filter((p) => isTrue(p, READINESS_GATE_REGISTERED)).length;
+    const brokerRunning = liveBrokers.filter((p) => isTrue(p, 'ContainersReady')).length;
     status.broker = {
-      replicas: obs.broker?.status?.replicas ?? obs.brokerPods.filter((p) => !isDeleting(p)).length,
+      replicas: obs.broker?.status?.replicas ?? liveBrokers.length,
       readyReplicas: brokerReady,
-      registered: obs.brokerPods.filter((p) => isTrue(p, READINESS_GATE_REGISTERED)).length,
+      registered: brokerRegistered,
       selector: Object.entries(selectorLabels(c, 'broker'))
         .map(([k, v]) => `${k}=${v}`)
         .join(','),
@@ -688,16 +1033,30 @@ export class Reconciler {
           });
     const brokers: ConditionInput =
       brokerReady > 0
-        ? { type: ConditionType.BrokersAvailable, status: true, reason: 'BrokersReady', message: `${brokerReady} broker(s) ready` }
-        : { type: ConditionType.BrokersAvailable, status: false, reason: 'NoEndpoints', message: 'no ready broker' };
+        ? {
+            type: ConditionType.BrokersAvailable,
+            status: true,
+            reason: 'BrokersReady',
+            message: `${brokerReady} broker(s) ready, ${brokerRegistered} registered in meta`,
+          }
+        : brokerRunning > 0
+          ? {
+              type: ConditionType.BrokersAvailable,
+              status: false,
+              reason: 'NotRegistered',
+              message: `${brokerRunning} broker pod(s) running, none registered in meta yet`,
+            }
+          : { type: ConditionType.BrokersAvailable, status: false, reason: 'NoEndpoints', message: 'no ready broker' };
+    const certs = conds.find((x) => x.type === ConditionType.CertificatesValid);
+    const certsBlocking = certs !== undefined && certs.status === false && BLOCKING_CERT_REASONS.includes(certs.reason);
     const reconciled = conds.find((x) => x.type === ConditionType.Reconciled) ?? {
       type: ConditionType.Reconciled,
       status: true,
       reason: 'ApplySucceeded',
     };
     const metaReady = status.meta.readyReplicas >= spec.meta.replicas;
-    const all: ConditionInput[] = [reconciled, quorum, sync, journal, brokers];
-    const notReady = all.find((x) => x.status !== true);
+    const all: ConditionInput[] = [reconciled, quorum, sync, journal, brokers, ...(certs ? [certs] : [])];
+    const notReady = all.find((x) => x.status !== true && (x !== certs || certsBlocking));
     const readyCond: ConditionInput = notReady
       ? {
           type: ConditionType.Ready,
@@ -709,7 +1068,9 @@ export class Reconciler {
                 ? 'JournalNotReady'
                 : notReady.type === ConditionType.BrokersAvailable
                   ? 'NoBrokers'
-                  : 'MetaNotReady',
+                  : notReady.type === ConditionType.CertificatesValid
+                    ? 'CertificatesNotReady'
+                    : 'MetaNotReady',
           message: notReady.message ?? '',
         }
       : !metaReady
@@ -721,15 +1082,17 @@ export class Reconciler {
           }
         : { type: ConditionType.Ready, status: true, reason: 'AllComponentsReady' };
     const progressing: ConditionInput =
-      busy || action.op !== 'None'
-        ? {
-            type: ConditionType.Progressing,
-            status: true,
-            reason:
-              action.op !== 'None' && action.op !== 'Refuse' ? 'MembershipChange' : action.op === 'Refuse' ? 'Blocked' : 'RollingUpdate',
-            message: sync.message ?? '',
-          }
-        : { type: ConditionType.Progressing, status: false, reason: 'Idle' };
+      certs?.reason === 'WaitingForCertificate' && action.op === 'None'
+        ? { type: ConditionType.Progressing, status: true, reason: 'WaitingForCertificate', message: certs.message ?? '' }
+        : busy || action.op !== 'None'
+          ? {
+              type: ConditionType.Progressing,
+              status: true,
+              reason:
+                action.op !== 'None' && action.op !== 'Refuse' ? 'MembershipChange' : action.op === 'Refuse' ? 'Blocked' : 'RollingUpdate',
+              message: sync.message ?? '',
+            }
+          : { type: ConditionType.Progressing, status: false, reason: 'Idle' };
     status.conditions = mergeConditions(
       status.conditions,
       [readyCond, ...all, progressing, { type: ConditionType.Paused, status: false, reason: 'NotPaused' }],

@@ -65,6 +65,14 @@ test(
         assert.deepEqual(r.errors, [], `${doc.kind} (${f ?? 'default values'})`);
       }
     }
+    // RBAC: cert-manager Certificates (apply + delete), nothing broader.
+    const out = await helm(['template', 'rmq', CHART, '--namespace', 'robustmq-system']);
+    const role = parseAllDocuments(out)
+      .map((d) => d.toJS() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] } | null)
+      .find((d) => d?.kind === 'ClusterRole')!;
+    const cm = role.rules!.filter((r) => r.apiGroups.includes('cert-manager.io'));
+    assert.deepEqual(cm, [{ apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get', 'create', 'patch', 'delete'] }]);
+    assert.ok(role.rules!.some((r) => r.resources.includes('secrets') && ['create', 'patch', 'update'].every((v) => r.verbs.includes(v))));
     for (const k of [
       'CustomResourceDefinition',
       'Deployment',

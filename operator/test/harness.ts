@@ -4,7 +4,7 @@ import { createLogger, type LogLevel } from '@robustmq/common';
 import { robustMQClusterCrd } from '../src/api/crd.js';
 import { HttpMetaAdmin } from '../src/meta-admin.js';
 import { Operator } from '../src/operator.js';
-import { ApiServer, FakeMeta, MockControllers, type KObj } from '../src/testing/index.js';
+import { ApiServer, FakeCertManager, FakeMeta, MockControllers, certificateCrd, type KObj, type WatchEvent } from '../src/testing/index.js';
 
 export const NS = 'rmq-test';
 
@@ -46,6 +46,8 @@ export interface Env {
   api: ApiServer;
   mocks: MockControllers;
   meta: FakeMeta;
+  /** The fake cert-manager, when started with `certManager: true`. */
+  certManager?: FakeCertManager;
   operators: Operator[];
   startOperator(identity?: string): Promise<Operator>;
   cluster(name: string): KObj | undefined;
@@ -54,22 +56,39 @@ export interface Env {
 }
 
 /** Emulator + CRD + mock controllers + fake meta for cluster `name`; operators started on demand. */
-export async function startEnv(name: string, o: { initialVoters?: number; catchUpMs?: number } = {}): Promise<Env> {
+export async function startEnv(name: string, o: { initialVoters?: number; catchUpMs?: number; certManager?: boolean } = {}): Promise<Env> {
   const api = new ApiServer();
   await api.start();
   api.put(robustMQClusterCrd() as unknown as KObj, 'test');
   const mocks = new MockControllers(api, { podStartMs: 10 });
+  let certManager: FakeCertManager | undefined;
+  if (o.certManager) {
+    api.put(certificateCrd(), 'cert-manager');
+    certManager = new FakeCertManager(api);
+  }
   const meta = new FakeMeta({
     initialVoters: o.initialVoters ?? 3,
     isUp: (id) => containersReady(api, `${name}-meta-${id}`),
     catchUpMs: o.catchUpMs ?? 100,
   });
   await meta.start();
+  // A broker registers in meta once its containers are ready and revokes it when it stops.
+  const registrations = (ev: WatchEvent) => {
+    const p = ev.object;
+    if (p.kind !== 'Pod' || p.metadata.labels?.['robustmq.io/role'] !== 'broker') return;
+    const ready = ((p.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).some(
+      (c) => c.type === 'ContainersReady' && c.status === 'True',
+    );
+    if (ev.type !== 'DELETED' && ready && p.metadata.deletionTimestamp === undefined) meta.register(p.metadata.name);
+    else meta.deregister(p.metadata.name);
+  };
+  api.on('event', registrations);
   const operators: Operator[] = [];
   const env: Env = {
     api,
     mocks,
     meta,
+    ...(certManager ? { certManager } : {}),
     operators,
     async startOperator(identity = `op-${operators.length}`) {
       const op = new Operator({
@@ -101,6 +120,8 @@ export async function startEnv(name: string, o: { initialVoters?: number; catchU
     },
     async close() {
       for (const op of operators) await op.stop().catch(() => undefined);
+      api.off('event', registrations);
+      certManager?.stop();
       mocks.stop();
       await meta.stop();
       await api.stop();

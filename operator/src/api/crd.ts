@@ -80,11 +80,20 @@ const listener = obj(
   { required: ['name', 'protocol', 'port'] },
 );
 
-const ca = obj({
-  generate: bool(true, 'Generate and renew this CA (otherwise provide it in secretName)'),
-  validityDays: int({ minimum: 1, default: 365 }),
-  renewalDays: int({ minimum: 1, default: 30 }),
-});
+const days = (def: number, description: string): Schema => int({ minimum: 1, maximum: 36500, default: def, description });
+const ca = (what: string): Schema =>
+  obj(
+    {
+      generate: bool(true, `Generate and renew the ${what} (false: provide it as a Secret with ca.crt and ca.key)`),
+      validityDays: days(365, 'Lifetime of the CA certificate'),
+      renewalDays: days(30, 'Renew the CA certificate (same key) this many days before it expires'),
+    },
+    {
+      default: {},
+      description: `The ${what} of the generated TLS mode`,
+      'x-kubernetes-validations': [{ rule: 'self.renewalDays < self.validityDays', message: 'renewalDays must be less than validityDays' }],
+    },
+  );
 
 const spec = obj(
   {
@@ -164,14 +173,50 @@ const spec = obj(
     },
     tls: obj(
       {
-        clusterCa: ca,
-        clientsCa: ca,
-        secretName: str({ description: 'Existing Secret (tls.crt, tls.key, ca.crt) for the TLS listeners' }),
-        issuerRef: obj({ name: str(), kind: str(), group: str() }, { required: ['name', 'kind'], description: 'cert-manager issuer' }),
+        clusterCa: ca("cluster CA (<name>-cluster-ca), which signs the brokers' server certificate"),
+        clientsCa: ca('clients CA (<name>-clients-ca), which client certificates are checked against (mTLS)'),
+        validityDays: days(90, 'Lifetime of the generated or cert-manager server certificate'),
+        renewalDays: days(30, 'Issue the server certificate again this many days before it expires'),
+        alternativeNames: {
+          type: 'array',
+          maxItems: 64,
+          items: str({ maxLength: 253 }),
+          description: 'Extra DNS names or IP addresses of the server certificate (NodePort addresses, ingress names)',
+        },
+        secretName: str({
+          minLength: 1,
+          description: 'Existing Secret (tls.crt, tls.key; ca.crt for mTLS) for the TLS listeners, mounted as it is',
+        }),
+        issuerRef: obj(
+          {
+            name: str({ minLength: 1 }),
+            kind: str({ minLength: 1, description: 'Issuer or ClusterIssuer (any kind for an external issuer group)' }),
+            group: str({ default: 'cert-manager.io' }),
+          },
+          {
+            required: ['name', 'kind'],
+            description: 'cert-manager issuer that signs the server certificate (a cert-manager.io/v1 Certificate is applied)',
+            'x-kubernetes-validations': [
+              {
+                rule: "(has(self.group) && self.group != 'cert-manager.io') || self.kind in ['Issuer', 'ClusterIssuer']",
+                message: 'kind must be Issuer or ClusterIssuer for group cert-manager.io',
+              },
+            ],
+          },
+        ),
       },
       {
+        description: 'Certificates of the TLS listeners: generated (default), an existing Secret (secretName) or cert-manager (issuerRef)',
         'x-kubernetes-validations': [
           { rule: '!(has(self.secretName) && has(self.issuerRef))', message: 'secretName and issuerRef are mutually exclusive' },
+          {
+            rule: '!has(self.validityDays) || !has(self.renewalDays) || self.renewalDays < self.validityDays',
+            message: 'renewalDays must be less than validityDays',
+          },
+          {
+            rule: '!has(self.clusterCa) || !has(self.clusterCa.validityDays) || !has(self.renewalDays) || self.clusterCa.validityDays > self.renewalDays + 1',
+            message: 'clusterCa.validityDays must exceed renewalDays + 1 (a server certificate never outlives its CA)',
+          },
         ],
       },
     ),
@@ -238,6 +283,13 @@ const status = obj({
   }),
   journal: obj({ replicas: int(), readyReplicas: int(), draining: { type: 'array', items: int() } }),
   broker: obj({ replicas: int(), readyReplicas: int(), registered: int(), selector: str() }),
+  tls: obj({
+    mode: str({ enum: ['generated', 'secret', 'cert-manager'] }),
+    secretName: str(),
+    notAfter: str({ format: 'date-time' }),
+    clusterCaNotAfter: str({ format: 'date-time' }),
+    clientsCaNotAfter: str({ format: 'date-time' }),
+  }),
   listeners: {
     type: 'array',
     items: obj({

@@ -1,4 +1,12 @@
-import type { ListenerSpec, RobustMQCluster, RobustMQClusterSpec, StorageSpec } from './types.js';
+import {
+  TlsMode,
+  type CaSpec,
+  type ListenerSpec,
+  type RobustMQCluster,
+  type RobustMQClusterSpec,
+  type StorageSpec,
+  type TlsSpec,
+} from './types.js';
 
 /** A partially filled spec as users write it (the API server fills CRD defaults; the operator re-applies them). */
 export type SpecInput = { [K in keyof RobustMQClusterSpec]?: unknown };
@@ -17,6 +25,41 @@ function storage(v: unknown, size: string): StorageSpec {
 }
 
 const num = (v: unknown, d: number): number => (typeof v === 'number' ? v : d);
+
+function caSpec(v: unknown): CaSpec {
+  const c = o(v);
+  return { generate: c.generate !== false, validityDays: num(c.validityDays, 365), renewalDays: num(c.renewalDays, 30) };
+}
+
+function tlsSpec(v: unknown): TlsSpec {
+  const t = o(v);
+  const ref = o(t.issuerRef);
+  return {
+    clusterCa: caSpec(t.clusterCa),
+    clientsCa: caSpec(t.clientsCa),
+    validityDays: num(t.validityDays, 90),
+    renewalDays: num(t.renewalDays, 30),
+    ...(Array.isArray(t.alternativeNames) ? { alternativeNames: (t.alternativeNames as unknown[]).map(String) } : {}),
+    ...(typeof t.secretName === 'string' ? { secretName: t.secretName } : {}),
+    ...(isObj(t.issuerRef)
+      ? {
+          issuerRef: {
+            name: String(ref.name ?? ''),
+            kind: String(ref.kind ?? ''),
+            group: typeof ref.group === 'string' ? ref.group : 'cert-manager.io',
+          },
+        }
+      : {}),
+  };
+}
+
+/** How the TLS listeners get their certificate; `none` when no listener has tls. */
+export function tlsMode(spec: RobustMQClusterSpec): TlsMode {
+  if (!spec.listeners.some((l) => l.tls)) return TlsMode.None;
+  if (spec.tls.secretName !== undefined) return TlsMode.Secret;
+  if (spec.tls.issuerRef !== undefined) return TlsMode.CertManager;
+  return TlsMode.Generated;
+}
 
 /** The spec with every default of the CRD filled in (the same defaults as crd.ts). */
 export function withDefaults(input: unknown): RobustMQClusterSpec {
@@ -65,7 +108,7 @@ export function withDefaults(input: unknown): RobustMQClusterSpec {
       drain: { timeoutSeconds: num(drain.timeoutSeconds, 60), disconnectRatePerSecond: num(drain.disconnectRatePerSecond, 500) },
     },
     listeners,
-    ...(isObj(s.tls) ? { tls: s.tls } : {}),
+    tls: tlsSpec(s.tls),
     ...(isObj(s.config) ? { config: s.config } : {}),
     metrics: {
       enabled: metrics.enabled !== false,
@@ -103,6 +146,18 @@ export function validateSpec(spec: RobustMQClusterSpec, old?: RobustMQCluster): 
   }
   if (spec.tls?.secretName !== undefined && spec.tls.issuerRef !== undefined)
     p.push('spec.tls: secretName and issuerRef are mutually exclusive');
+  const t = spec.tls;
+  for (const [k, c] of [
+    ['spec.tls', t],
+    ['spec.tls.clusterCa', t.clusterCa],
+    ['spec.tls.clientsCa', t.clientsCa],
+  ] as const)
+    if (!(c.renewalDays < c.validityDays)) p.push(`${k}: renewalDays must be less than validityDays`);
+  if (!(t.clusterCa.validityDays > t.renewalDays + 1))
+    p.push('spec.tls.clusterCa.validityDays: must exceed spec.tls.renewalDays + 1 (a server certificate never outlives its CA)');
+  const ref = t.issuerRef;
+  if (ref !== undefined && (ref.group ?? 'cert-manager.io') === 'cert-manager.io' && !['Issuer', 'ClusterIssuer'].includes(ref.kind))
+    p.push('spec.tls.issuerRef.kind: must be Issuer or ClusterIssuer for group cert-manager.io');
   if (old !== undefined) {
     const before = withDefaults(old.spec);
     for (const role of ['meta', 'journal'] as const) {

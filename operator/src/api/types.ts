@@ -108,19 +108,42 @@ export interface ListenerSpec {
 }
 
 export interface CaSpec {
+  /** Generate and renew this CA; false = the user provides `<name>-cluster-ca` / `<name>-clients-ca` (ca.crt, ca.key). */
   generate: boolean;
   validityDays: number;
   renewalDays: number;
 }
 
+export interface IssuerRef {
+  name: string;
+  /** Issuer or ClusterIssuer for cert-manager.io; any kind for an external issuer group. */
+  kind: string;
+  group?: string;
+}
+
+/**
+ * Certificates of the TLS listeners, in one of three modes: `generated` (neither secretName nor
+ * issuerRef: the operator runs a cluster CA and a clients CA and issues the brokers' certificate),
+ * `secret` (secretName: mounted as it is) and `cert-manager` (issuerRef: a Certificate is applied
+ * and the Secret cert-manager writes is mounted).
+ */
 export interface TlsSpec {
-  clusterCa?: CaSpec;
-  clientsCa?: CaSpec;
-  /** An existing Secret with tls.crt, tls.key and ca.crt for the listeners. */
+  clusterCa: CaSpec;
+  clientsCa: CaSpec;
+  /** Lifetime of the generated or cert-manager server certificate. */
+  validityDays: number;
+  /** Issue the server certificate again this many days before it expires. */
+  renewalDays: number;
+  /** Extra DNS names or IP addresses of the server certificate (NodePort addresses, ingress names). */
+  alternativeNames?: string[];
+  /** An existing Secret with tls.crt and tls.key (and ca.crt for mTLS) for the listeners. */
   secretName?: string;
   /** A cert-manager issuer that signs the listener certificate. */
-  issuerRef?: { name: string; kind: string; group?: string };
+  issuerRef?: IssuerRef;
 }
+
+export const TlsMode = { None: 'none', Generated: 'generated', Secret: 'secret', CertManager: 'cert-manager' } as const;
+export type TlsMode = (typeof TlsMode)[keyof typeof TlsMode];
 
 export interface MetricsSpec {
   enabled: boolean;
@@ -142,7 +165,7 @@ export interface RobustMQClusterSpec {
   journal: JournalSpec;
   broker: BrokerSpec;
   listeners: ListenerSpec[];
-  tls?: TlsSpec;
+  tls: TlsSpec;
   config?: Record<string, unknown>;
   metrics: MetricsSpec;
   overrides?: OverridesSpec;
@@ -200,6 +223,8 @@ export interface RobustMQClusterStatus {
   };
   journal?: { replicas: number; readyReplicas: number; draining: number[] };
   broker?: { replicas: number; readyReplicas: number; registered: number; selector: string };
+  /** The listener certificate: mode, the mounted Secret, expiry of the certificate and of the generated CAs. */
+  tls?: { mode: TlsMode; secretName: string; notAfter?: string; clusterCaNotAfter?: string; clientsCaNotAfter?: string } | null;
   listeners?: { name: string; type: ListenerType; addresses: { host: string; port: number }[]; bootstrap: string }[];
 }
 

@@ -40,6 +40,13 @@ export class FakeMeta {
   #url = '';
   requests = 0;
   unauthorized = 0;
+  /** Broker registrations by pod name, as `GET /api/v1/brokers` lists them. */
+  readonly brokers = new Map<
+    string,
+    { nodeId: number; name: string; host: string; ports: Record<string, number>; version: string; startedAt: string }
+  >();
+  /** While true, `register` is ignored (brokers that run but have not reached meta). */
+  holdRegistrations = false;
 
   constructor(o: FakeMetaOptions) {
     this.#o = { groups: 2, initialLag: 500, catchUpMs: 100, maxPromoteLag: 100, ...o };
@@ -132,6 +139,7 @@ export class FakeMeta {
     if (!this.bootstrapped || this.leader === 0) return send(503, { error: 'no meta leader', code: 'ERR_NOT_LEADER', retriable: true });
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /api/v1/meta/status') return send(200, this.#status());
+    if (route === 'GET /api/v1/brokers') return send(200, { brokers: [...this.brokers.values()] });
     if (route === 'POST /api/v1/meta/members') {
       const id = Number(body.id);
       if (typeof body.address !== 'string') return send(400, { error: '"address" must be host:port', code: 'ERR_CONFIG_INVALID' });
@@ -179,6 +187,24 @@ export class FakeMeta {
       return send(200, { group: body.group, leader: to });
     }
     return send(404, { error: `no such endpoint: ${url.pathname}` });
+  }
+
+  /** Registers a broker (what a broker does once it reaches meta); ignored while `holdRegistrations`. */
+  register(name: string, host = '10.0.0.1'): void {
+    if (this.holdRegistrations || this.brokers.has(name)) return;
+    this.brokers.set(name, {
+      nodeId: 1_000_000 + this.brokers.size,
+      name,
+      host,
+      ports: { mqtt: 1883, kafka: 9092 },
+      version: '0.1.0',
+      startedAt: new Date().toISOString(),
+    });
+  }
+
+  /** Revokes a registration (a stopping broker). */
+  deregister(name: string): void {
+    this.brokers.delete(name);
   }
 
   /** Simulates a node that lost its disk and came back empty (a learner-to-be; the voter entry stays until removed). */

@@ -3,3 +3,4 @@ export { ApiServer, type KObj, type ResourceDef, type WatchEvent, fieldPaths, is
 export { MockControllers, type MockClusterOptions } from './controllers.js';
 export { FakeMeta, type FakeMetaOptions } from './fake-meta.js';
 export { parseLabelSelector, matchesLabels, matchesSelector } from './selectors.js';
+export { FakeCertManager, certificateCrd, certificateSchema } from './cert-manager.js';
