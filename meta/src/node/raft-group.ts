@@ -2,7 +2,7 @@ import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 import { RawNode } from '../raft/raw-node.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { ConfChangeType, type ConfChange } from '../raft/conf-change.js';
-import { EntryType, MessageType, Role, type Message, type Ready, type Snapshot } from '../raft/types.js';
+import { EntryType, MessageType, Role, type HardState, type Message, type Ready, type Snapshot } from '../raft/types.js';
 
 /** Message types that may be sent before the Ready that carries them is persisted. */
 const EARLY: ReadonlySet<string> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
@@ -84,6 +84,8 @@ export class RaftGroup {
   /** Proposals not yet stepped into Raft (see propose). */
   #proposals: { id: string; data: Uint8Array }[] = [];
   #flushScheduled = false;
+  /** A hard state whose only change is the commit index, not yet written (see #persist). */
+  #unsavedHardState: HardState | undefined;
   readonly #incarnation = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   #applied = 0;
   #snapshotIndex = 0;
@@ -346,9 +348,15 @@ export class RaftGroup {
       if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
       return;
     }
-    if (rd.entries.length > 0 || rd.hardState !== undefined) {
+    if (rd.entries.length === 0 && rd.hardState !== undefined && !rd.mustSync) {
+      // Only the commit index moved. It need not be durable (a restarted node learns it from
+      // the leader again), so it is written with the next entries or vote instead of costing a
+      // write of its own on every commit.
+      this.#unsavedHardState = rd.hardState;
+    } else if (rd.entries.length > 0 || rd.hardState !== undefined) {
       const t0 = performance.now();
-      await this.#wal.save(rd.entries, rd.hardState, rd.mustSync);
+      await this.#wal.save(rd.entries, rd.hardState ?? this.#unsavedHardState, rd.mustSync);
+      this.#unsavedHardState = undefined;
       this.#opts.metrics.walSyncSeconds.observe((performance.now() - t0) / 1000);
     }
     if (rd.entries.length > 0) this.#storage.append(rd.entries);
@@ -489,6 +497,10 @@ export class RaftGroup {
     this.#rejectAll(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
     // Let a Ready being persisted finish before closing the file.
     while (this.#draining) await new Promise((r) => setImmediate(r));
+    if (this.#unsavedHardState !== undefined && this.#failed === undefined)
+      await this.#wal
+        .save([], this.#unsavedHardState, true)
+        .catch((err: unknown) => this.#log.warn({ err }, 'meta: last commit index not saved'));
     await this.#wal.close();
   }
 }
