@@ -62,7 +62,7 @@ test(
         (await readAllRecords(j, 's', 0n, 1000)).map((r) => r.value?.toString()),
         acked,
       );
-      const base = await j.append('s', batchOf(['after']));
+      const { baseOffset: base } = await j.append('s', batchOf(['after']));
       assert.equal(base, BigInt(acked.length));
       await j.close();
     } finally {
