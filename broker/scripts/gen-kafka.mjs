@@ -22,13 +22,13 @@ const OUT_DIR = join(here, '../src/kafka/messages');
 
 /** The APIs the broker implements and the versions it generates (and advertises). */
 export const APIS = [
-  { name: 'Produce', min: 3, max: 9 },
+  { name: 'Produce', min: 3, max: 11 },
   { name: 'Fetch', min: 4, max: 13 },
-  { name: 'ListOffsets', min: 1, max: 7 },
+  { name: 'ListOffsets', min: 1, max: 8 },
   { name: 'Metadata', min: 0, max: 12 },
   { name: 'OffsetCommit', min: 0, max: 9 },
   { name: 'OffsetFetch', min: 0, max: 9 },
-  { name: 'FindCoordinator', min: 0, max: 4 },
+  { name: 'FindCoordinator', min: 0, max: 5 },
   { name: 'JoinGroup', min: 0, max: 9 },
   { name: 'Heartbeat', min: 0, max: 4 },
   { name: 'LeaveGroup', min: 0, max: 5 },
@@ -43,6 +43,12 @@ export const APIS = [
   { name: 'DescribeCluster', min: 0, max: 1 },
   { name: 'SaslHandshake', min: 0, max: 1 },
   { name: 'SaslAuthenticate', min: 0, max: 2 },
+  { name: 'DeleteRecords', min: 0, max: 2 },
+  { name: 'AlterConfigs', min: 0, max: 2 },
+  { name: 'CreatePartitions', min: 0, max: 3 },
+  { name: 'DeleteGroups', min: 0, max: 2 },
+  { name: 'IncrementalAlterConfigs', min: 0, max: 1 },
+  { name: 'OffsetDelete', min: 0, max: 0 },
 ];
 /** Headers are generated like messages (request header v0–2, response header v0–1). */
 const HEADERS = [

@@ -9,6 +9,7 @@ import type { MqttConfig } from './mqtt/config.js';
 import type { MqttStores } from './mqtt/stores/types.js';
 import { refuseKafkaConnection } from './kafka/unavailable.js';
 import { KafkaServer } from './kafka/server.js';
+import type { BrokerCluster } from './cluster.js';
 import type { KafkaConfig } from './kafka/config.js';
 import { BrokerSecurity } from './auth/security.js';
 import { TLS_DEFAULTS, type AuthConfig, type LimitsConfig, type TlsConfig } from './auth/config.js';
@@ -40,6 +41,8 @@ export interface BrokerOptions {
   kafka?: Partial<KafkaConfig> | undefined;
   /** Node id reported to Kafka clients as the broker id (default 1). */
   nodeId?: number | undefined;
+  /** The live brokers (registrations in meta) Kafka spreads partition leaders and group coordinators over; default: this one alone. */
+  cluster?: BrokerCluster | undefined;
   /** Host Kafka clients are told to connect to (default: `host`, or 127.0.0.1 when it is a wildcard). */
   advertiseHost?: string | undefined;
   /** Port Kafka clients are told to connect to (default: the Kafka listener's bound port; set it behind NAT or a proxy). */
@@ -109,6 +112,7 @@ export class Broker {
             advertisedPort: () => opts.kafkaAdvertisedPort ?? this.listeners.find((l) => l.name === 'kafka')?.port ?? opts.kafkaPort,
             publish: (m) => this.mqtt.publish(m, undefined),
             users: security.store,
+            cluster: opts.cluster,
           })
         : undefined;
     const kafka = this.kafka;

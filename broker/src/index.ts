@@ -52,3 +52,14 @@ export {
 export { TlsContextSource } from './listeners/tls-context.js';
 export type { Listener } from './listeners/types.js';
 export { BINDINGS_PREFIX, parseBindings, type BindingRecord } from './kafka/bindings.js';
+/** Cluster membership: broker registrations in meta, the live view, coordinator and leader placement. */
+export {
+  BrokerMembership,
+  BROKERS_PREFIX,
+  coordinatorOf,
+  partitionLeaderOf,
+  stableHash,
+  type BrokerCluster,
+  type BrokerMembershipOptions,
+  type BrokerRegistration,
+} from './cluster.js';

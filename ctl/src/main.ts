@@ -12,6 +12,7 @@ const HELP = `robust-ctl ${VERSION} — administer a RobustMQ cluster over its a
 
 Usage:
   robust-ctl status [--json]                 readiness of a node and of each role it runs
+  robust-ctl brokers [--json]                live brokers (registered in meta): id, name, host, ports, version
 ${META_HELP}
 ${SECURITY_HELP}
   robust-ctl --help | --version
@@ -90,6 +91,29 @@ try {
       );
     }
     process.exit(status === 200 ? 0 : 1);
+  } else if (command === 'brokers') {
+    if (rest.length > 0) fail(`unexpected argument: ${rest.join(' ')}`, 2);
+    const { body } = await api.request('GET', '/api/v1/brokers');
+    const b = body as {
+      brokers: { nodeId: number; name: string; host: string; ports: Record<string, number>; version: string; startedAt: string }[];
+    };
+    if (values.json === true) process.stdout.write(`${JSON.stringify(b, null, 2)}\n`);
+    else {
+      printTable(
+        ['ID', 'NAME', 'HOST', 'PORTS', 'VERSION', 'STARTED'],
+        b.brokers.map((x) => [
+          x.nodeId,
+          x.name,
+          x.host,
+          Object.entries(x.ports)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+          x.version,
+          x.startedAt,
+        ]),
+      );
+    }
+    process.exit(0);
   } else if (command === 'meta') {
     process.exit(await runMeta(api, rest, values));
   } else if (command === 'user') {

@@ -58,8 +58,8 @@ function copyRecord(r: JournalRecord): JournalRecord {
 class CompactedShard {
   readonly name: string;
   readonly dir: string;
-  readonly config: JournalConfig;
-  readonly overrides: ShardConfig;
+  config: JournalConfig;
+  overrides: ShardConfig;
   /** key (latin1 of the key bytes) → live record; Map order is offset order. */
   live = new Map<string, LiveRecord>();
   hw = 0n;
@@ -382,6 +382,13 @@ export class CompactedEngine implements StorageEngine {
 
   config(name: string): JournalConfig {
     return this.shard(name).config;
+  }
+
+  /** New limits apply to the next append and compaction (the fsync timer keeps its interval until reopened). */
+  async reconfigure(name: string, overrides: ShardConfig): Promise<void> {
+    const s = this.shard(name);
+    s.config = resolveConfig(this.ctx.defaults, overrides);
+    s.overrides = overrides;
   }
 
   overrides(name: string): ShardConfig {

@@ -75,6 +75,13 @@ export interface JournalClient {
   offsetForTimestamp(shard: string, timestampMs: number): Promise<bigint | null>;
   /** Makes `offset` the earliest readable offset; returns the new earliest offset. */
   deleteRecordsBefore(shard: string, offset: bigint): Promise<bigint>;
+  /**
+   * Replaces a shard's per-shard overrides (`config` is the complete new set; keys left out fall
+   * back to the journal defaults) and applies them at once: retention is enforced immediately,
+   * size limits apply to the next append. ShardInvalid for bad values or an engine that cannot
+   * be reconfigured (multiplexed).
+   */
+  updateShardConfig(shard: string, config: ShardConfig): Promise<ShardInfo>;
   /** Yields reads from `fromOffset` on, woken by appends; ends when the signal aborts. */
   subscribe(shard: string, fromOffset: bigint, opts?: SubscribeOptions): AsyncIterable<ReadResult>;
 }
@@ -204,6 +211,20 @@ export class Journal implements JournalClient {
     }
     this.metrics.shards.inc({ engine: kind });
     this.log.debug({ shard: name, engine: kind }, 'shard created');
+    return this.info(name, engine);
+  }
+
+  async updateShardConfig(name: string, config: ShardConfig): Promise<ShardInfo> {
+    this.assertOpen();
+    const engine = this.engineOf(name);
+    const overrides = { ...config };
+    resolveConfig(this.config, overrides); // validate before changing anything
+    if (engine.reconfigure === undefined) {
+      throw new RobustError(ErrorCode.ShardInvalid, `shards of the ${engine.kind} engine cannot be reconfigured (shard ${name})`);
+    }
+    await engine.reconfigure(name, overrides);
+    await this.registryWrites.push(null);
+    this.log.info({ shard: name, config: overrides }, 'shard reconfigured');
     return this.info(name, engine);
   }
 

@@ -23,8 +23,8 @@ interface MemoryBatch {
 }
 
 class MemoryShard {
-  readonly config: JournalConfig;
-  readonly overrides: ShardConfig;
+  config: JournalConfig;
+  overrides: ShardConfig;
   /** Batches from `head` on are live; evicted ones are cut off in chunks. */
   batches: MemoryBatch[] = [];
   head = 0;
@@ -155,6 +155,13 @@ export class MemoryEngine implements StorageEngine {
 
   config(name: string): JournalConfig {
     return this.shard(name).config;
+  }
+
+  async reconfigure(name: string, overrides: ShardConfig): Promise<void> {
+    const s = this.shard(name);
+    s.config = resolveConfig(this.ctx.defaults, overrides);
+    s.overrides = overrides;
+    while (s.batches.length - s.head > 1 && (s.bytes > s.config.memoryMaxBytes || s.records > s.config.memoryMaxRecords)) s.evictOne();
   }
 
   overrides(name: string): ShardConfig {

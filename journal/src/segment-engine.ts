@@ -85,6 +85,10 @@ export class SegmentEngine implements StorageEngine {
     return this.shard(name).overrides;
   }
 
+  async reconfigure(name: string, overrides: ShardConfig): Promise<void> {
+    await this.shard(name).reconfigure(resolveConfig(this.ctx.defaults, overrides), overrides);
+  }
+
   offsetForTimestamp(name: string, timestampMs: number): Promise<bigint | null> {
     return this.shard(name).offsetForTimestamp(timestampMs);
   }

@@ -94,6 +94,24 @@ test('retention by size and by age deletes whole sealed segments', () =>
     await j.close();
   }));
 
+test('updateShardConfig: new retention is enforced at once and survives a reopen', () =>
+  withDir(async (dir) => {
+    let j = await openTestJournal(dir);
+    await j.createShard('s', { engine: EngineKind.Segment, config: SMALL });
+    await fill(j, 's', 200);
+    assert.equal((await j.getShard('s')).earliestOffset, 0n);
+    const info = await j.updateShardConfig('s', { ...SMALL, retentionBytes: 8192 });
+    assert.ok(info.earliestOffset > 0n, 'old segments deleted by the update itself');
+    assert.ok(info.bytes <= 8192 + 4096, `size ${info.bytes}`);
+    assert.equal(info.config.retentionBytes, 8192);
+    await j.updateShardConfig('s', { ...SMALL, retentionMs: 60_000 }); // 1970s timestamps: all sealed segments expire
+    assert.equal((await logFiles(dir, 's')).length, 1, 'only the active segment is kept');
+    await j.close();
+    j = await openTestJournal(dir);
+    assert.deepEqual((await j.getShard('s')).config, { ...SMALL, retentionMs: 60_000 });
+    await j.close();
+  }));
+
 test('missing, stale and damaged indexes are rebuilt on open', () =>
   withDir(async (dir) => {
     let j = await openTestJournal(dir);

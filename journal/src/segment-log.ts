@@ -26,8 +26,8 @@ const LOG_START_FILE = 'log-start-offset';
 export class SegmentLog {
   readonly name: string;
   readonly dir: string;
-  readonly config: JournalConfig;
-  readonly overrides: ShardConfig;
+  config: JournalConfig;
+  overrides: ShardConfig;
   segments: Segment[] = [];
   logStart = 0n;
   /** High watermark: the next offset to be written; everything below is readable. */
@@ -162,6 +162,16 @@ export class SegmentLog {
     }
   }
 
+  /** New settings: timers restart with them and retention is enforced at once. */
+  async reconfigure(config: JournalConfig, overrides: ShardConfig): Promise<void> {
+    if (this.closed) throw new RobustError(ErrorCode.EngineClosed, `shard ${this.name} is closed`);
+    this.config = config;
+    this.overrides = overrides;
+    this.stopTimers();
+    this.startTimers();
+    await this.enforceRetention();
+  }
+
   private async syncIfDirty(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
@@ -256,6 +266,7 @@ export class SegmentLog {
       }
       throw err;
     }
+    if (seg.verifiedEnd === start) seg.verifiedEnd = start + total;
     seg.size = start + total;
     this.hw = seg.nextOffset;
   }
@@ -372,13 +383,16 @@ export class SegmentLog {
       if (cur > off && cur + n - off > maxBytes) break;
       if (cur + n > buf.length && n >= BATCH_HEADER_BYTES) break;
       const base = buf.readBigInt64BE(cur);
+      const at = bufPos + cur;
+      const verify = this.config.verifyReads && at + n > seg.verifiedEnd;
       const problem =
-        batchFramingProblem(buf, cur, end - bufPos - cur, this.config.verifyReads) ??
+        batchFramingProblem(buf, cur, end - bufPos - cur, verify) ??
         (expected !== null && base !== expected ? `base offset ${base} where ${expected} was expected` : null);
       if (problem) {
         if (cur === off) throw this.corrupt(seg, bufPos + cur, problem);
         break; // return the good batches; the next read reports the damage
       }
+      if (verify && at === seg.verifiedEnd) seg.verifiedEnd = at + n;
       expected = base + BigInt(buf.readInt32BE(cur + BatchField.LastOffsetDelta) + 1);
       cur += n;
     }

@@ -124,6 +124,11 @@ export class Segment {
   /** When the segment was created (or opened), for age-based rolling. */
   createdMs = Date.now();
   sealed = false;
+  /**
+   * Bytes [0, verifiedEnd) passed a CRC check in this process — on append (the journal checks
+   * every batch before writing it) or on an earlier read — so reads need not check them again.
+   */
+  verifiedEnd = 0;
   private readers = 0;
   private deleted = false;
 

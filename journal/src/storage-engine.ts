@@ -70,6 +70,12 @@ export interface StorageEngine {
   stats(name: string): ShardStats;
   config(name: string): JournalConfig;
   overrides(name: string): ShardConfig;
+  /**
+   * Replaces the shard's overrides (already validated) and applies them at once: retention
+   * limits are enforced immediately, size limits apply to the next append. Absent when the
+   * engine cannot change a shard's settings after creation.
+   */
+  reconfigure?(name: string, overrides: ShardConfig): Promise<void>;
   offsetForTimestamp(name: string, timestampMs: number): Promise<bigint | null>;
   deleteRecordsBefore(name: string, offset: bigint): Promise<bigint>;
   close(): Promise<void>;

@@ -156,7 +156,11 @@ export const ConfigSchema = z.strictObject({
       .default(1024 * 1024 + 12)
       .describe('Largest accepted append, in bytes'),
     indexIntervalBytes: num().min(1, 'at least 1').default(4096).describe('Bytes of log between two sparse offset/time index entries'),
-    verifyReads: bool().default(true).describe("Check each batch's CRC-32C when reading segment files"),
+    verifyReads: bool()
+      .default(true)
+      .describe(
+        "Check each batch's CRC-32C when reading segment files (once per byte per process: bytes appended or already checked are trusted)",
+      ),
     memoryMaxBytes: num()
       .min(1, 'at least 1')
       .default(64 * 1024 * 1024)
@@ -172,6 +176,14 @@ export const ConfigSchema = z.strictObject({
       .default(0.5)
       .describe('Compacted engine: rewrite the log when this fraction of it is dead'),
     endpoint: z.string().default('').describe('gRPC endpoint (host:port) of a journal node, for broker nodes that do not run the journal'),
+  }),
+  broker: z.strictObject({
+    registrationTtlMs: num()
+      .min(1000, 'at least 1000')
+      .default(10_000)
+      .describe(
+        "Lease time to live of this broker's registration in meta (/brokers/<nodeId>), renewed every third of it; a broker that dies disappears from Kafka Metadata and GET /api/v1/brokers this long after, in milliseconds",
+      ),
   }),
   mqtt: z.strictObject({
     maxConnections: num()
@@ -301,10 +313,12 @@ export const ConfigSchema = z.strictObject({
       .string()
       .default('')
       .refine(
-        (s) => s.split(',').every((m) => ['', 'PLAIN', 'SCRAM-SHA-256'].includes(m.trim().toUpperCase())),
-        'expected a comma-separated list of PLAIN, SCRAM-SHA-256',
+        (s) => s.split(',').every((m) => ['', 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'].includes(m.trim().toUpperCase())),
+        'expected a comma-separated list of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512',
       )
-      .describe('SASL mechanisms Kafka clients must authenticate with (PLAIN, SCRAM-SHA-256; the MQTT users); empty = no authentication'),
+      .describe(
+        'SASL mechanisms Kafka clients must authenticate with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; the MQTT users); empty = no authentication',
+      ),
   }),
   tls: z.strictObject({
     certFile: z

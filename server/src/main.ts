@@ -40,7 +40,8 @@ const { config } = loaded;
 
 const log = createLogger({ level: config.logLevel, service: 'robust-server' });
 const registry = createMetricsRegistry({ node: String(config.nodeId) });
-const node = new RobustNode(config, log, registry);
+// POD_NAME (Kubernetes downward API) names the broker's registration, which the operator matches to the pod.
+const node = new RobustNode(config, log, registry, { podName: process.env.POD_NAME || undefined });
 
 process.on('uncaughtException', (err) => {
   log.fatal({ err }, 'uncaught exception; exiting');

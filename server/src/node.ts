@@ -2,13 +2,15 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger, Registry } from '@robustmq/common';
 import { ErrorCode, RobustError } from '@robustmq/common';
-import { Broker, openClusterStores } from '@robustmq/broker';
+import { Broker, BrokerMembership, openClusterStores, type BrokerRegistration } from '@robustmq/broker';
 import { meta as metaProto } from '@robustmq/proto';
-import { GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from '@robustmq/meta';
-import { Journal, createJournalService, type JournalClient } from '@robustmq/journal';
+import { GrpcMetaClient, GrpcRaftTransport, MetaNode, createMetaService, type MetaClient } from '@robustmq/meta';
+import { GrpcJournalClient, Journal, createJournalService, type JournalClient } from '@robustmq/journal';
 import { journal as journalProto } from '@robustmq/proto';
 import { registerMetaRoutes } from './meta-http.js';
 import { registerBindingRoutes } from './bindings-http.js';
+import { registerBrokerRoutes } from './brokers-http.js';
+import { VERSION } from './cli.js';
 import { brokerSecurityOptions, loadAdminTokens, registerSecurityRoutes } from './security-http.js';
 import type { Config } from './config.js';
 import { DataDir } from './data-dir.js';
@@ -51,6 +53,13 @@ export class RobustNode {
   #meta: MetaNode | undefined;
   #journal: Journal | undefined;
   #raftTransport: GrpcRaftTransport | undefined;
+  /** Meta and journal over gRPC, for a node that does not run that role (meta.endpoints, journal.endpoint). */
+  #remoteMeta: GrpcMetaClient | undefined;
+  #remoteJournal: GrpcJournalClient | undefined;
+  /** The broker's registration in meta and its view of the live brokers. */
+  #membership: BrokerMembership | undefined;
+  readonly #podName: string | undefined;
+  readonly #startedAt = new Date().toISOString();
   readonly #roles: RoleRuntime[] = [];
   #stopping = false;
   /** Resolves once every role of this process has started (stores wait for meta and journal). */
@@ -62,10 +71,12 @@ export class RobustNode {
   });
   ports: Record<string, number> = {};
 
-  constructor(config: Config, log: Logger, registry: Registry) {
+  /** `podName`: the Kubernetes pod name (POD_NAME), the name this broker registers under; default the host name. */
+  constructor(config: Config, log: Logger, registry: Registry, opts: { podName?: string | undefined } = {}) {
     this.config = config;
     this.#log = log;
     this.#registry = registry;
+    this.#podName = opts.podName;
   }
 
   /** Per role: undefined when ready, else the reason. */
@@ -87,6 +98,15 @@ export class RobustNode {
       problems.push((err as Error).message);
     }
     const has = (r: string): boolean => (c.roles as readonly string[]).includes(r);
+    if (!has('meta') && c.meta.endpoints.trim() !== '') {
+      this.#remoteMeta = new GrpcMetaClient(
+        c.meta.endpoints
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== ''),
+      );
+    }
+    if (has('broker') && !has('journal') && c.journal.endpoint !== '') this.#remoteJournal = new GrpcJournalClient(c.journal.endpoint);
     // The admin API under /api/v1 takes a bearer token, localhost included; the first one is made now.
     const tokens =
       this.#dataDir === undefined
@@ -119,6 +139,7 @@ export class RobustNode {
       registerSecurityRoutes(this.#http, () => client);
       registerBindingRoutes(this.#http, () => client);
     }
+    if (has('meta') || this.#remoteMeta !== undefined) registerBrokerRoutes(this.#http, () => this.metaClient());
     if (has('journal'))
       services.push({ definition: journalProto.JournalService, implementation: createJournalService(this.journalClient()) });
     if (has('meta') || has('journal')) {
@@ -141,6 +162,13 @@ export class RobustNode {
       binds.push({ name: 'grpc', bind: () => grpc.listen() });
     }
     if (has('broker')) {
+      // The registration is revoked while the node stops, so it talks to meta past `#stopping`.
+      this.#membership = new BrokerMembership({
+        meta: this.#remoteMeta ?? this.#local('meta', () => this.#meta, ErrorCode.NotLeader, false),
+        log: this.#log.child({ component: 'membership' }),
+        ttlMs: c.broker.registrationTtlMs,
+        self: () => this.#registration(),
+      });
       const broker = new Broker({
         host: c.bindHost,
         mqttPort: c.mqttPort,
@@ -156,8 +184,9 @@ export class RobustNode {
               () => this.#stopping,
             ),
           ),
-        ...(has('meta') ? { meta: this.metaClient() } : {}),
-        ...(has('journal') ? { journal: this.journalClient() } : {}),
+        ...(has('meta') || this.#remoteMeta !== undefined ? { meta: this.metaClient() } : {}),
+        ...(has('journal') || this.#remoteJournal !== undefined ? { journal: this.journalClient() } : {}),
+        cluster: this.#membership,
         ...brokerSecurityOptions(c),
         mqtt: { ...c.mqtt, drainTimeoutMs: c.limits.drainTimeoutMs },
         kafka: c.kafka,
@@ -175,6 +204,7 @@ export class RobustNode {
     });
     if (problems.length > 0) {
       await this.#closeListeners(0);
+      this.#closeRemoteClients();
       this.#dataDir?.release();
       throw new StartupError(problems);
     }
@@ -237,6 +267,7 @@ export class RobustNode {
     }
     if (this.#broker !== undefined) {
       const broker = this.#broker;
+      const membership = this.#membership as BrokerMembership;
       let storesOpen = false;
       broker.ready().then(
         () => (storesOpen = true),
@@ -244,35 +275,62 @@ export class RobustNode {
       );
       this.#roles.push({
         name: 'broker',
-        readiness: () => (storesOpen ? undefined : 'opening MQTT session and message stores'),
-        stop: (graceMs) => broker.close(graceMs),
+        readiness: () =>
+          !storesOpen ? 'opening MQTT session and message stores' : membership.isRegistered() ? undefined : 'registering in meta',
+        stop: async (graceMs) => {
+          // Leave the cluster before the listeners close: other brokers take the groups over and
+          // the operator sees the registration go at once (lease revoked, not expired).
+          await membership.stop();
+          await broker.close(graceMs);
+        },
       });
+      membership.start();
     }
     this.#started();
     this.#grpc?.notify();
     return this.ports;
   }
 
-  /** The MetaClient of this process: the local MetaNode (calls before it opened fail retriably). */
+  /** The MetaClient of this process: the local MetaNode (calls before it opened fail retriably), or meta over gRPC. */
   metaClient(): MetaClient {
-    return this.#local('meta', () => this.#meta, ErrorCode.NotLeader);
+    return this.#remoteMeta ?? this.#local('meta', () => this.#meta, ErrorCode.NotLeader);
   }
 
-  /** The JournalClient of this process: the local Journal (calls before it opened fail retriably). */
+  /** The JournalClient of this process: the local Journal (calls before it opened fail retriably), or the journal over gRPC. */
   journalClient(): JournalClient {
-    return this.#local('journal', () => this.#journal, ErrorCode.ShuttingDown);
+    return this.#remoteJournal ?? this.#local('journal', () => this.#journal, ErrorCode.ShuttingDown);
+  }
+
+  /** What this broker registers in meta: `ports` holds every bound listener (camelCase names). */
+  #registration(): BrokerRegistration {
+    const c = this.config;
+    const ports: Record<string, number> = {};
+    for (const [name, port] of Object.entries(this.ports)) ports[name.replace(/-([a-z])/g, (_m, ch: string) => ch.toUpperCase())] = port;
+    return {
+      nodeId: c.nodeId,
+      name: this.#podName || hostname(),
+      host: advertiseHost(c),
+      ports,
+      version: VERSION,
+      startedAt: this.#startedAt,
+    };
+  }
+
+  #closeRemoteClients(): void {
+    this.#remoteMeta?.close();
+    this.#remoteJournal?.close();
   }
 
   /**
    * An interface whose calls go to a role's object once it is open: components are wired
    * before the roles start, and a call made too early or during shutdown fails retriably.
    */
-  #local<T extends object>(role: string, target: () => object | undefined, startingCode: ErrorCode): T {
+  #local<T extends object>(role: string, target: () => object | undefined, startingCode: ErrorCode, refuseWhenStopping = true): T {
     return new Proxy({} as T, {
       get: (_t, prop: string) => {
         return (...args: unknown[]) => {
           const obj = target();
-          if (obj === undefined || this.#stopping) {
+          if (obj === undefined || (this.#stopping && refuseWhenStopping)) {
             throw new RobustError(
               this.#stopping ? ErrorCode.ShuttingDown : startingCode,
               `${role} is ${this.#stopping ? 'shutting down' : 'starting'}`,
@@ -314,6 +372,7 @@ export class RobustNode {
       }
     }
     await Promise.all([this.#http?.close(), this.#grpc?.close(graceMs)]);
+    this.#closeRemoteClients();
     this.#dataDir?.release();
   }
 }

@@ -1,6 +1,6 @@
 import { prefixEnd } from '@robustmq/meta';
 import { ErrorCode, RobustError } from '@robustmq/common';
-import { hashPassword, scramCredentials } from './password.js';
+import { hashPassword, SCRAM_ITERATIONS, scramCredentials } from './password.js';
 import type { SecurityMeta } from './memory-meta.js';
 import {
   ACL_PREFIX,
@@ -70,13 +70,18 @@ export class SecurityAdmin {
       throw new RobustError(ErrorCode.AlreadyExists, `user ${username} already exists`);
     if (opts.mustExist === true && existing === undefined) throw notFound(`no such user: ${username}`);
     const prev = existing === undefined ? undefined : (JSON.parse(existing.value.toString('utf8')) as UserRecord);
-    const [hash, scram] = await Promise.all([hashPassword(password), scramCredentials(password)]);
+    const [hash, scram, scram512] = await Promise.all([
+      hashPassword(password),
+      scramCredentials(password),
+      scramCredentials(password, SCRAM_ITERATIONS, 'sha512'),
+    ]);
     const rec: UserRecord = {
       username,
       superuser: opts.superuser ?? prev?.superuser ?? false,
       createdAt: prev?.createdAt ?? Date.now(),
       password: hash,
       scram,
+      scram512,
     };
     await this.#meta.put(userKey(username), json(rec));
   }

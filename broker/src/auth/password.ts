@@ -30,20 +30,30 @@ export async function verifyPassword(password: Buffer | string, h: ScryptHash): 
   return got.length === expected.length && timingSafeEqual(got, expected);
 }
 
-const hmac = (key: Buffer, data: string | Buffer): Buffer => createHmac('sha256', key).update(data).digest();
-const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+/** The hash functions SCRAM runs on: SCRAM-SHA-256 (RFC 7677) and SCRAM-SHA-512. */
+export type ScramHash = 'sha256' | 'sha512';
+/** Digest length in bytes of each SCRAM hash. */
+export const SCRAM_DIGEST_BYTES: Readonly<Record<ScramHash, number>> = { sha256: 32, sha512: 64 };
 
-/** SCRAM-SHA-256 StoredKey and ServerKey of `password` (RFC 5802 §3). */
-export async function scramCredentials(password: string, iterations = SCRAM_ITERATIONS): Promise<ScramCredentials> {
+const hmac = (key: Buffer, data: string | Buffer, hash: ScramHash = 'sha256'): Buffer => createHmac(hash, key).update(data).digest();
+const digest = (data: Buffer, hash: ScramHash = 'sha256'): Buffer => createHash(hash).update(data).digest();
+const sha256 = (data: Buffer): Buffer => digest(data, 'sha256');
+
+/** SCRAM StoredKey and ServerKey of `password` (RFC 5802 §3) for SHA-256 (default) or SHA-512. */
+export async function scramCredentials(
+  password: string,
+  iterations = SCRAM_ITERATIONS,
+  hash: ScramHash = 'sha256',
+): Promise<ScramCredentials> {
   const salt = randomBytes(16);
-  const salted = await pbkdf2Async(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
-  const clientKey = hmac(salted, 'Client Key');
+  const salted = await pbkdf2Async(password.normalize('NFKC'), salt, iterations, SCRAM_DIGEST_BYTES[hash], hash);
+  const clientKey = hmac(salted, 'Client Key', hash);
   return {
     iterations,
     salt: salt.toString('base64'),
-    storedKey: sha256(clientKey).toString('base64'),
-    serverKey: hmac(salted, 'Server Key').toString('base64'),
+    storedKey: digest(clientKey, hash).toString('base64'),
+    serverKey: hmac(salted, 'Server Key', hash).toString('base64'),
   };
 }
 
-export { hmac, sha256 };
+export { hmac, digest, sha256 };

@@ -27,7 +27,7 @@ export interface ScryptHash {
   hash: string;
 }
 
-/** SCRAM-SHA-256 credentials (RFC 5802 / 7677): never the password itself. */
+/** SCRAM credentials (RFC 5802 / 7677) of one hash function: never the password itself. */
 export interface ScramCredentials {
   iterations: number;
   salt: string;
@@ -40,7 +40,13 @@ export interface UserRecord {
   superuser: boolean;
   createdAt: number;
   password: ScryptHash;
+  /** SCRAM-SHA-256 credentials. */
   scram: ScramCredentials;
+  /**
+   * SCRAM-SHA-512 credentials (Kafka SASL). Absent for users whose password was last set before
+   * they were introduced: SCRAM-SHA-512 fails for them until the password is set again.
+   */
+  scram512?: ScramCredentials;
 }
 
 export const AclAction = { Publish: 'publish', Subscribe: 'subscribe', All: 'all' } as const;

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { hmac, sha256, SCRAM_ITERATIONS } from './password.js';
+import { digest, hmac, SCRAM_DIGEST_BYTES, SCRAM_ITERATIONS, type ScramHash } from './password.js';
 import type { ScramCredentials } from './records.js';
 
 export const SCRAM_METHOD = 'SCRAM-SHA-256';
@@ -31,7 +31,7 @@ function saslName(s: string): string {
 }
 
 /**
- * The server side of one SCRAM-SHA-256 exchange (RFC 5802, RFC 7677) without channel binding:
+ * The server side of one SCRAM-SHA-256 or SCRAM-SHA-512 exchange (RFC 5802, RFC 7677) without channel binding:
  * `first(clientFirst)` names the user and returns server-first; after the credentials are
  * looked up, `final(clientFinal)` checks the proof and returns server-final.
  */
@@ -42,14 +42,16 @@ export class ScramServer {
   #nonce = '';
   #clientNonce = '';
   readonly #acceptPrefixedNonce: boolean;
+  readonly #hash: ScramHash;
   #creds: ScramCredentials | undefined;
 
   /**
    * `acceptPrefixedNonce`: also accept client-final `r=` as client nonce + server nonce (some
    * librdkafka builds prefix the client nonce again); the proof still covers what was sent.
    */
-  constructor(opts: { acceptPrefixedNonce?: boolean } = {}) {
+  constructor(opts: { acceptPrefixedNonce?: boolean; hash?: ScramHash } = {}) {
     this.#acceptPrefixedNonce = opts.acceptPrefixedNonce ?? false;
+    this.#hash = opts.hash ?? 'sha256';
   }
 
   /** Parses client-first-message; returns the username it names. */
@@ -93,14 +95,16 @@ export class ScramServer {
     if (c !== 'biws' && c !== 'eSws') throw new ScramError('malformed', 'unsupported SCRAM channel binding');
     const proof = Buffer.from(a.get('p') ?? '', 'base64');
     const creds = this.#creds;
-    if (creds === undefined || proof.length !== 32) throw new ScramError('bad_credentials', 'bad user name or password');
+    const n = SCRAM_DIGEST_BYTES[this.#hash];
+    if (creds === undefined || proof.length !== n) throw new ScramError('bad_credentials', 'bad user name or password');
     const authMessage = `${this.#clientFirstBare},${this.#serverFirst},${withoutProof}`;
     const storedKey = Buffer.from(creds.storedKey, 'base64');
-    const signature = hmac(storedKey, authMessage);
-    const clientKey = Buffer.alloc(32);
-    for (let i = 0; i < 32; i++) clientKey[i] = (proof[i] as number) ^ (signature[i] as number);
-    if (!timingSafeEqual(sha256(clientKey), storedKey)) throw new ScramError('bad_credentials', 'bad user name or password');
-    const serverSignature = hmac(Buffer.from(creds.serverKey, 'base64'), authMessage);
+    if (storedKey.length !== n) throw new ScramError('bad_credentials', 'bad user name or password');
+    const signature = hmac(storedKey, authMessage, this.#hash);
+    const clientKey = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) clientKey[i] = (proof[i] as number) ^ (signature[i] as number);
+    if (!timingSafeEqual(digest(clientKey, this.#hash), storedKey)) throw new ScramError('bad_credentials', 'bad user name or password');
+    const serverSignature = hmac(Buffer.from(creds.serverKey, 'base64'), authMessage, this.#hash);
     return Buffer.from(`v=${serverSignature.toString('base64')}`);
   }
 }

@@ -26,7 +26,7 @@ export interface KafkaConfig {
    */
   bindings: string;
   /**
-   * SASL mechanisms clients must authenticate with, comma-separated (`PLAIN`, `SCRAM-SHA-256`),
+   * SASL mechanisms clients must authenticate with, comma-separated (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
    * against the MQTT users in meta; empty = no authentication (anonymous Kafka clients).
    */
   saslMechanisms: string;

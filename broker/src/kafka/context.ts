@@ -27,6 +27,20 @@ export interface KafkaContext {
   /** Host and port clients are told to connect to (Metadata, FindCoordinator, DescribeCluster). */
   advertisedHost(): string;
   advertisedPort(): number;
+  /**
+   * Live brokers as clients of this listener reach them, sorted by node id; this broker is
+   * always one of them (alone in the all-in-one server).
+   */
+  brokers(): KafkaBrokerAddress[];
+  /** Does this broker coordinate the group (the broker its id hashes to among the live ones)? */
+  isCoordinator(groupId: string): boolean;
+}
+
+/** A broker in Metadata, DescribeCluster and FindCoordinator answers. */
+export interface KafkaBrokerAddress {
+  nodeId: number;
+  host: string;
+  port: number;
 }
 
 /** The connection a request came in on. */

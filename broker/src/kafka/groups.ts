@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@robustmq/common';
 import { KafkaError } from './errors.js';
+import { Reader } from './wire/reader.js';
 
 export const GroupState = {
   Empty: 'Empty',
@@ -85,6 +86,20 @@ export interface GroupCoordinatorOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Topics of a ConsumerProtocolSubscription (`version int16, topics [string], …`, the same prefix
+ * in every version); unreadable metadata names no topic.
+ */
+export function subscribedTopics(metadata: Buffer): string[] {
+  try {
+    const r = new Reader(metadata);
+    r.int16();
+    return r.array((x) => x.string());
+  } catch {
+    return [];
+  }
+}
 
 /**
  * The classic consumer-group protocol (JoinGroup / SyncGroup / Heartbeat / LeaveGroup) for the
@@ -446,6 +461,71 @@ export class GroupCoordinator {
         assignment: m.assignment,
       })),
     };
+  }
+
+  /**
+   * Keeps only the groups `keep` accepts (the ones this broker still coordinates after the live
+   * brokers changed). A dropped group's parked joins and syncs are answered NOT_COORDINATOR and
+   * its timers stop; its members' next request gets NOT_COORDINATOR from the handlers, so they
+   * find the new coordinator and re-join there (committed offsets are in meta). Returns how many
+   * groups were dropped.
+   */
+  retain(keep: (groupId: string) => boolean): number {
+    let dropped = 0;
+    for (const g of [...this.#groups.values()]) {
+      if (keep(g.id)) continue;
+      this.#discard(g, KafkaError.NOT_COORDINATOR);
+      this.#groups.delete(g.id);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  #discard(g: Group, errorCode: number): void {
+    if (g.rebalanceTimer !== undefined) clearTimeout(g.rebalanceTimer);
+    g.rebalanceTimer = undefined;
+    for (const t of g.pending.values()) clearTimeout(t);
+    g.pending.clear();
+    for (const m of g.members.values()) {
+      if (m.sessionTimer !== undefined) clearTimeout(m.sessionTimer);
+      m.sessionTimer = undefined;
+      const w = m.joinWaiter;
+      m.joinWaiter = undefined;
+      w?.(this.#fail(m.memberId, errorCode));
+      this.#answerSync(m, errorCode, g);
+    }
+  }
+
+  /**
+   * Forgets a group without members (DeleteGroups): `non_empty` while it has members,
+   * `unknown` when this coordinator has no state for it, `deleted` otherwise.
+   */
+  deleteGroup(groupId: string): 'deleted' | 'non_empty' | 'unknown' {
+    const g = this.#groups.get(groupId);
+    if (g === undefined) return 'unknown';
+    if (g.members.size > 0) return 'non_empty';
+    if (g.rebalanceTimer !== undefined) clearTimeout(g.rebalanceTimer);
+    for (const t of g.pending.values()) clearTimeout(t);
+    this.#groups.delete(groupId);
+    return 'deleted';
+  }
+
+  /**
+   * Whether the group has members, and for a `consumer` group the topics its members subscribe
+   * to (from their ConsumerProtocolSubscription metadata of the chosen protocol; OffsetDelete).
+   * `topics` is undefined for a group with members of another protocol type.
+   */
+  subscriptions(groupId: string): { members: number; topics: Set<string> | undefined } {
+    const g = this.#groups.get(groupId);
+    if (g === undefined || g.members.size === 0) return { members: 0, topics: new Set() };
+    if (g.protocolType !== 'consumer') return { members: g.members.size, topics: undefined };
+    const topics = new Set<string>();
+    for (const m of g.members.values()) {
+      // before the first generation no protocol is chosen yet: every offered subscription counts
+      const offered = g.protocol === null ? m.protocols : m.protocols.filter((p) => p.name === g.protocol);
+      for (const p of offered) for (const t of subscribedTopics(p.metadata)) topics.add(t);
+    }
+    return { members: g.members.size, topics };
   }
 
   /** Stops every timer and answers parked requests (shutdown). */

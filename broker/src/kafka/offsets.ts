@@ -83,6 +83,23 @@ export class OffsetStore {
     return [...out];
   }
 
+  /** Deletes every committed offset of the group; returns how many there were. */
+  async deleteGroup(groupId: string): Promise<number> {
+    const p = groupPrefix(groupId);
+    return (await this.#meta.delete(p, prefixEnd(p))).deleted;
+  }
+
+  /** Deletes the committed offsets of some partitions of the group, in one transaction. */
+  async deletePartitions(groupId: string, entries: { topic: string; partition: number }[]): Promise<void> {
+    if (entries.length === 0) return;
+    const prefix = groupPrefix(groupId);
+    await this.#meta.txn({
+      compare: [],
+      success: entries.map((e) => ({ op: 'delete' as const, key: `${prefix}${e.topic}/${e.partition}` })),
+      failure: [],
+    });
+  }
+
   async deleteTopic(groupId: string, topic: string): Promise<void> {
     const p = `${groupPrefix(groupId)}${topic}/`;
     await this.#meta.delete(p, prefixEnd(p));

@@ -4,10 +4,11 @@ import { ScramError, ScramServer } from '../auth/scram.js';
 import type { DenyEntry, UserRecord } from '../auth/records.js';
 
 /**
- * Mechanisms the broker can serve: users in meta carry a scrypt hash (PLAIN) and SCRAM-SHA-256
- * credentials only, so SCRAM-SHA-512 is not offered.
+ * Mechanisms the broker can serve: users in meta carry a scrypt hash (PLAIN), SCRAM-SHA-256 and
+ * SCRAM-SHA-512 credentials (the latter only once their password was set by a broker that
+ * stores them: older users must have their password set again to use SCRAM-SHA-512).
  */
-export const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256'] as const;
+export const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
 
 /** `kafka.saslMechanisms` as a list (upper-cased, no repeats); an unknown name throws. */
@@ -58,6 +59,7 @@ export class SaslConnection {
   readonly #users: SaslUserSource;
   readonly #ip: string;
   #scram: ScramServer | undefined;
+  #noSha512Credentials = false;
 
   constructor(enabled: readonly SaslMechanism[], users: SaslUserSource, ip: string) {
     this.enabled = enabled;
@@ -74,25 +76,35 @@ export class SaslConnection {
   async step(token: Buffer): Promise<Buffer> {
     await this.#users.ready;
     if (this.mechanism === 'PLAIN') return this.#plain(token);
+    const mechanism = this.mechanism ?? 'SCRAM-SHA-256';
+    const sha512 = mechanism === 'SCRAM-SHA-512';
     const scram = this.#scram;
     try {
       if (scram === undefined) {
-        const s = new ScramServer({ acceptPrefixedNonce: true });
+        const s = new ScramServer({ acceptPrefixedNonce: true, hash: sha512 ? 'sha512' : 'sha256' });
         const name = s.parseFirst(token);
         this.#scram = s;
-        return s.serverFirst(this.#user(name)?.scram);
+        const user = this.#user(name);
+        // a user whose password predates SCRAM-SHA-512 credentials: the exchange runs on a decoy
+        // (as for an unknown user) and fails with a message that says what to do
+        this.#noSha512Credentials = sha512 && user !== undefined && user.scram512 === undefined;
+        return s.serverFirst(sha512 ? user?.scram512 : user?.scram);
       }
       const reply = scram.final(token);
       this.#succeed(scram.username);
       return reply;
     } catch (err) {
-      if (err instanceof ScramError)
-        throw new SaslAuthError(
-          'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256',
-          {
-            cause: err,
-          },
-        );
+      if (err instanceof ScramError) {
+        if (this.#noSha512Credentials)
+          throw new SaslAuthError(
+            'Authentication failed: no SCRAM-SHA-512 credentials are stored for this user (its password was set before ' +
+              'SCRAM-SHA-512 support); set the password again, or use SCRAM-SHA-256 or PLAIN',
+            { cause: err },
+          );
+        throw new SaslAuthError(`Authentication failed during authentication due to invalid credentials with SASL mechanism ${mechanism}`, {
+          cause: err,
+        });
+      }
       throw err;
     }
   }

@@ -6,7 +6,8 @@ import type { MetaClient } from '@robustmq/meta';
 import type { JournalClient } from '@robustmq/journal';
 import type { Message } from '../mqtt/message.js';
 import { resolveKafkaConfig, type KafkaConfig } from './config.js';
-import type { Handler, KafkaContext, RequestInfo } from './context.js';
+import type { Handler, KafkaBrokerAddress, KafkaContext, RequestInfo } from './context.js';
+import { coordinatorOf, type BrokerCluster } from '../cluster.js';
 import { createKafkaMetrics, type KafkaMetrics } from './metrics.js';
 import { StreamRegistry } from './streams.js';
 import { GroupCoordinator } from './groups.js';
@@ -27,6 +28,8 @@ import {
   handleMetadata,
 } from './handlers/admin.js';
 import { handleProduce } from './handlers/produce.js';
+import { handleDeleteGroups, handleOffsetDelete } from './handlers/group-admin.js';
+import { handleAlterConfigs, handleCreatePartitions, handleDeleteRecords, handleIncrementalAlterConfigs } from './handlers/topic-admin.js';
 import { handleSaslAuthenticate, handleSaslHandshake } from './handlers/sasl.js';
 import { parseSaslMechanisms, SaslAuthError, SaslConnection, type SaslMechanism, type SaslUserSource } from './sasl.js';
 import { handleFetch, handleListOffsets } from './handlers/fetch.js';
@@ -62,9 +65,15 @@ export const HANDLERS: Readonly<Record<number, Handler>> = {
   18: handleApiVersions as Handler,
   19: handleCreateTopics as Handler,
   20: handleDeleteTopics as Handler,
+  21: handleDeleteRecords as Handler,
   22: handleInitProducerId as Handler,
   32: handleDescribeConfigs as Handler,
+  33: handleAlterConfigs as Handler,
   36: handleSaslAuthenticate as Handler,
+  37: handleCreatePartitions as Handler,
+  42: handleDeleteGroups as Handler,
+  44: handleIncrementalAlterConfigs as Handler,
+  47: handleOffsetDelete as Handler,
   60: handleDescribeCluster as Handler,
 };
 
@@ -84,6 +93,11 @@ export interface KafkaServerOptions {
   publish: (m: Message) => void;
   /** Users SASL authenticates against (the MQTT users); required when `kafka.saslMechanisms` is set. */
   users?: SaslUserSource | undefined;
+  /**
+   * The live brokers (registrations in meta): Metadata lists them, partition leaders and group
+   * coordinators are spread over them. Without it this broker is alone and coordinates every group.
+   */
+  cluster?: BrokerCluster | undefined;
 }
 
 /** APIs a connection may use before it has authenticated (when SASL is required). */
@@ -129,6 +143,7 @@ export class KafkaServer {
   readonly #saslMechanisms: readonly SaslMechanism[];
   #ctx: KafkaContext | undefined;
   #nextConnId = 1;
+  #unsubscribeCluster: (() => void) | undefined;
 
   constructor(opts: KafkaServerOptions) {
     this.#opts = opts;
@@ -190,8 +205,46 @@ export class KafkaServer {
       clusterId,
       advertisedHost: o.advertisedHost,
       advertisedPort: o.advertisedPort,
+      brokers: () => this.#brokers(false, o.advertisedPort),
+      isCoordinator: (groupId) => this.#isCoordinator(groupId),
     };
+    if (o.cluster !== undefined && !this.#closing.signal.aborted) {
+      // Groups whose coordinator moved to another broker are dropped: their members get
+      // NOT_COORDINATOR, look the coordinator up again and re-join there.
+      this.#unsubscribeCluster = o.cluster.onChange(() => {
+        const dropped = this.groups.retain((groupId) => this.#isCoordinator(groupId));
+        if (dropped > 0)
+          this.#log.info({ dropped, brokers: this.#brokers(false, o.advertisedPort).length }, 'groups moved to another coordinator');
+      });
+    }
     this.#log.info({ streams: this.streams.list().length, bindings: this.bindings.list().length }, 'kafka ready');
+  }
+
+  /**
+   * The live brokers as a listener's clients reach them: each one's Kafka port (the Kafka/TLS
+   * port for the TLS listener), this broker with its advertised address.
+   */
+  #brokers(tls: boolean, selfPort: () => number): KafkaBrokerAddress[] {
+    const o = this.#opts;
+    const self: KafkaBrokerAddress = { nodeId: o.nodeId, host: o.advertisedHost(), port: selfPort() };
+    const live = o.cluster?.live();
+    if (live === undefined) return [self];
+    const out: KafkaBrokerAddress[] = [];
+    for (const b of live) {
+      if (b.nodeId === o.nodeId) out.push(self);
+      else {
+        const port = tls ? b.ports.kafkaTls : b.ports.kafka;
+        if (port !== undefined) out.push({ nodeId: b.nodeId, host: b.host, port });
+      }
+    }
+    return out.length > 0 ? out : [self];
+  }
+
+  #isCoordinator(groupId: string): boolean {
+    const live = this.#opts.cluster?.live();
+    if (live === undefined) return true;
+    const ids = live.filter((b) => b.nodeId === this.#opts.nodeId || b.ports.kafka !== undefined).map((b) => b.nodeId);
+    return ids.length === 0 || coordinatorOf(groupId, ids) === this.#opts.nodeId;
   }
 
   /** The MQTT engine's publish sink (MQTT → Kafka bindings). */
@@ -225,7 +278,14 @@ export class KafkaServer {
       await this.ready;
       const base = this.#ctx!;
       const conn: KafkaConnection = {
-        ctx: listener.advertisedPort === undefined ? base : { ...base, advertisedPort: listener.advertisedPort },
+        ctx:
+          listener.advertisedPort === undefined
+            ? base
+            : {
+                ...base,
+                advertisedPort: listener.advertisedPort,
+                brokers: () => this.#brokers(true, listener.advertisedPort as () => number),
+              },
         sasl: new SaslConnection(this.#saslMechanisms, this.#opts.users as SaslUserSource, clientHost),
         clientHost,
         signal: closed.signal,
@@ -334,6 +394,7 @@ export class KafkaServer {
   /** Ends long polls and group timers; connections are closed by the listener. */
   close(): void {
     this.#closing.abort();
+    this.#unsubscribeCluster?.();
     this.groups.close();
     this.streams.close();
     this.bindings.close();

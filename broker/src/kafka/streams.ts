@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@robustmq/common';
 import { prefixEnd, type MetaClient } from '@robustmq/meta';
-import type { JournalClient, ShardConfig } from '@robustmq/journal';
+import type { JournalClient } from '@robustmq/journal';
 import { KafkaApiError, KafkaError } from './errors.js';
+import { cleanupPolicyOf, shardConfigOf, validateTopicConfig } from './topic-config.js';
 
 /** What meta holds about a stream (Kafka topic) under `/streams/<name>`. */
 export interface StreamRecord {
@@ -10,14 +11,18 @@ export interface StreamRecord {
   /** Kafka topic id (UUID), used by Metadata v10+, Fetch v13+ and DeleteTopics v6. */
   topicId: string;
   partitions: number;
-  /** Journal engine of the partitions' shards. */
-  engine: 'segment' | 'memory';
-  /** Kafka topic configs as given at creation (`retention.ms`, `cleanup.policy`, …). */
+  /** Journal engine of the partitions' shards (`compacted` for cleanup.policy=compact). */
+  engine: StreamEngine;
+  /** Kafka topic configs set at creation or by AlterConfigs (`retention.ms`, `cleanup.policy`, …); defaults are left out. */
   config: Record<string, string>;
   createdAt: number;
 }
 
+export type StreamEngine = 'segment' | 'memory' | 'compacted';
+
 export const STREAMS_PREFIX = '/streams/';
+/** Most partitions a stream may have (CreateTopics, CreatePartitions). */
+const MAX_PARTITIONS = 100_000;
 const LEGAL_NAME = /^[a-zA-Z0-9._-]+$/;
 
 /** Journal shard of partition p of stream s. */
@@ -32,29 +37,6 @@ export function checkTopicName(name: string): string | undefined {
   if (name === '.' || name === '..') return 'topic name cannot be "." or ".."';
   if (!LEGAL_NAME.test(name)) return 'topic name contains characters other than [a-zA-Z0-9._-]';
   return undefined;
-}
-
-/** Topic configs that map onto journal shard settings (enforced by the journal). */
-function shardConfigOf(config: Record<string, string>): ShardConfig {
-  const out: ShardConfig = {};
-  const int = (k: string): number | undefined => {
-    const v = config[k];
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n)) throw new KafkaApiError(KafkaError.INVALID_CONFIG, `${k} must be an integer`);
-    return n;
-  };
-  const retentionMs = int('retention.ms');
-  if (retentionMs !== undefined) out.retentionMs = retentionMs;
-  const retentionBytes = int('retention.bytes');
-  if (retentionBytes !== undefined) out.retentionBytes = retentionBytes;
-  const segmentBytes = int('segment.bytes');
-  if (segmentBytes !== undefined) out.segmentBytes = segmentBytes;
-  const segmentMs = int('segment.ms');
-  if (segmentMs !== undefined) out.segmentMs = segmentMs;
-  const maxMessageBytes = int('max.message.bytes');
-  if (maxMessageBytes !== undefined) out.maxBatchBytes = maxMessageBytes;
-  return out;
 }
 
 /**
@@ -142,16 +124,24 @@ export class StreamRegistry {
   validate(name: string, partitions: number, config: Record<string, string>): void {
     const bad = checkTopicName(name);
     if (bad !== undefined) throw new KafkaApiError(KafkaError.INVALID_TOPIC_EXCEPTION, bad);
-    if (!Number.isInteger(partitions) || partitions < 1 || partitions > 100_000) {
-      throw new KafkaApiError(KafkaError.INVALID_PARTITIONS, `number of partitions must be 1–100000, got ${partitions}`);
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
+      throw new KafkaApiError(KafkaError.INVALID_PARTITIONS, `number of partitions must be 1–${MAX_PARTITIONS}, got ${partitions}`);
     }
-    shardConfigOf(config);
+    validateTopicConfig(config);
     if (this.#streams.has(name)) throw new KafkaApiError(KafkaError.TOPIC_ALREADY_EXISTS, `topic ${name} already exists`);
   }
 
   async #create(name: string, partitions: number, engine: 'segment' | 'memory', config: Record<string, string>): Promise<StreamRecord> {
     this.validate(name, partitions, config);
-    const rec: StreamRecord = { name, topicId: randomUUID(), partitions, engine, config, createdAt: Date.now() };
+    // cleanup.policy=compact keeps the latest record per key: the journal's compacted engine
+    const rec: StreamRecord = {
+      name,
+      topicId: randomUUID(),
+      partitions,
+      engine: cleanupPolicyOf(config) === 'compact' ? 'compacted' : engine,
+      config,
+      createdAt: Date.now(),
+    };
     const key = STREAMS_PREFIX + name;
     const t = await this.#meta.txn({
       compare: [{ key, target: 'createRevision', result: '=', value: 0 }],
@@ -190,6 +180,87 @@ export class StreamRegistry {
     const name = shardName(rec.name, partition);
     if (!this.#shards.has(name)) await this.ensureShards(rec);
     return name;
+  }
+
+  /**
+   * Changes the stream's record in meta with compare-and-swap on its revision (retried when
+   * another broker changed it meanwhile). `change` sees the current record and returns the new
+   * one, or throws to refuse.
+   */
+  async #modify(name: string, change: (cur: StreamRecord) => StreamRecord): Promise<StreamRecord> {
+    const key = STREAMS_PREFIX + name;
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.#meta.get(key);
+      if (kv === undefined) throw new KafkaApiError(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic ${name} does not exist`);
+      const next = change(JSON.parse(kv.value.toString('utf8')) as StreamRecord);
+      const t = await this.#meta.txn({
+        compare: [{ key, target: 'modRevision', result: '=', value: kv.modRevision }],
+        success: [{ op: 'put', key, value: Buffer.from(JSON.stringify(next)) }],
+        failure: [],
+      });
+      if (t.succeeded) {
+        this.#set(next);
+        return next;
+      }
+      if (attempt >= 20) throw new KafkaApiError(KafkaError.REQUEST_TIMED_OUT, `topic ${name} kept changing; try again`);
+    }
+  }
+
+  /**
+   * Checks a new topic config: valid keys and values, and no engine switch (a compacted stream
+   * stays compacted, a deleting one stays deleting; the journal cannot convert a shard).
+   */
+  validateConfig(rec: StreamRecord, config: Record<string, string>): void {
+    validateTopicConfig(config);
+    const want = cleanupPolicyOf(config);
+    const have = rec.engine === 'compacted' ? 'compact' : 'delete';
+    if (want !== have) {
+      throw new KafkaApiError(
+        KafkaError.INVALID_CONFIG,
+        `cleanup.policy of topic ${rec.name} cannot be changed from ${have} to ${want}: it is fixed at creation (recreate the topic)`,
+      );
+    }
+  }
+
+  /**
+   * Replaces the stream's topic config (AlterConfigs): stored in meta first, then applied to
+   * every partition's shard, so retention and size limits take effect at once. A failure after
+   * the meta write is reported; repeating the request re-applies the stored config.
+   */
+  async setConfig(name: string, change: (cur: StreamRecord) => Record<string, string>): Promise<StreamRecord> {
+    const rec = await this.#modify(name, (cur) => {
+      const config = change(cur);
+      this.validateConfig(cur, config);
+      return { ...cur, config };
+    });
+    const shardConfig = shardConfigOf(rec.config);
+    await this.ensureShards(rec);
+    await Promise.all(Array.from({ length: rec.partitions }, (_, p) => this.#journal.updateShardConfig(shardName(name, p), shardConfig)));
+    this.#log.info({ stream: name, config: rec.config }, 'stream config changed');
+    return rec;
+  }
+
+  /** Grows the stream to `count` partitions (CreatePartitions); INVALID_PARTITIONS unless it grows. */
+  async addPartitions(name: string, count: number): Promise<StreamRecord> {
+    const rec = await this.#modify(name, (cur) => {
+      this.checkPartitionCount(cur, count);
+      return { ...cur, partitions: count };
+    });
+    await this.ensureShards(rec);
+    this.#log.info({ stream: name, partitions: count }, 'stream partitions added');
+    return rec;
+  }
+
+  /** INVALID_PARTITIONS unless `count` is more than the stream has now (and within the limit). */
+  checkPartitionCount(rec: StreamRecord, count: number): void {
+    if (!Number.isInteger(count) || count <= rec.partitions) {
+      throw new KafkaApiError(
+        KafkaError.INVALID_PARTITIONS,
+        `Topic currently has ${rec.partitions} partitions, which is higher than or equal to the requested ${count}`,
+      );
+    }
+    if (count > MAX_PARTITIONS)
+      throw new KafkaApiError(KafkaError.INVALID_PARTITIONS, `at most ${MAX_PARTITIONS} partitions, got ${count}`);
   }
 
   async delete(name: string): Promise<StreamRecord> {

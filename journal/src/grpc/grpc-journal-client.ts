@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { journal } from '@robustmq/proto';
 import { ErrorCode, RobustError, type ErrorCode as Code } from '@robustmq/common';
 import type { AppendResult, CreateShardOptions, JournalClient, ReadOptions, ReadResult, ShardInfo, SubscribeOptions } from '../journal.js';
-import { EngineKind } from '../config.js';
+import { EngineKind, type ShardConfig } from '../config.js';
 import { OffsetOutOfRangeError } from '../errors.js';
 
 const JournalGrpc = grpc.makeGenericClientConstructor(journal.JournalService, 'Journal');
@@ -145,6 +145,12 @@ export class GrpcJournalClient implements JournalClient {
   async deleteRecordsBefore(shard: string, offset: bigint): Promise<bigint> {
     const r = await this.#unary(this.#client.deleteRecords, { shard, beforeOffset: offset }, { shard, offset });
     return r.earliestOffset;
+  }
+  async updateShardConfig(shard: string, config: ShardConfig): Promise<ShardInfo> {
+    const options: Record<string, string> = {};
+    for (const [k, v] of Object.entries(config)) options[k] = String(v);
+    const r = await this.#unary(this.#client.updateShardConfig, { name: shard, options }, { shard });
+    return { ...shardFrom(r.shard), config };
   }
   close(): void {
     (this.#client as unknown as grpc.Client).close();

@@ -115,5 +115,8 @@ export function createJournalService(client: JournalClient): journal.JournalServ
     deleteRecords: unary(async (req: journal.DeleteRecordsRequest) => ({
       earliestOffset: await client.deleteRecordsBefore(req.shard, req.beforeOffset),
     })),
+    updateShardConfig: unary(async (req: journal.UpdateShardConfigRequest) => ({
+      shard: shardInfoToProto(await client.updateShardConfig(req.name, shardConfigFromOptions(req.options))),
+    })),
   };
 }

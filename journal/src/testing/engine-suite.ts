@@ -257,6 +257,25 @@ export function runEngineSuite(opts: EngineSuiteOptions): void {
         assert.equal(await c.latestOffset('s'), 11n);
       }));
 
+    test('updateShardConfig replaces the overrides; a smaller maxBatchBytes refuses the next big append', () =>
+      withClient(async (c) => {
+        await c.createShard('s', create);
+        const big = batchOf(['x'.repeat(2000)]);
+        if (engine === 'multiplexed') {
+          await assert.rejects(c.updateShardConfig('s', { maxBatchBytes: 1000 }), isCode(ErrorCode.ShardInvalid));
+          return;
+        }
+        await c.append('s', big);
+        await assert.rejects(c.updateShardConfig('s', { ...config, maxBatchBytes: -5 }), isCode(ErrorCode.ShardInvalid));
+        await assert.rejects(c.updateShardConfig('nope', { maxBatchBytes: 1000 }), isCode(ErrorCode.ShardNotFound));
+        await c.updateShardConfig('s', { ...config, maxBatchBytes: 1000 });
+        await assert.rejects(c.append('s', batchOf(['x'.repeat(2000)])), isCode(ErrorCode.BatchTooLarge));
+        await c.append('s', batchOf(['small']));
+        await c.updateShardConfig('s', { ...config });
+        await c.append('s', batchOf(['x'.repeat(2000)]));
+        assert.equal(await c.latestOffset('s'), 3n);
+      }));
+
     test('concurrent appends get unique contiguous offsets', () =>
       withClient(async (c) => {
         await c.createShard('s', create);

@@ -120,6 +120,21 @@ export interface DeleteRecordsResponse {
   earliestOffset: bigint;
 }
 
+export interface UpdateShardConfigRequest {
+  name: string;
+  /** the complete new set of per-shard overrides (omitted keys: journal defaults) */
+  options: { [key: string]: string };
+}
+
+export interface UpdateShardConfigRequest_OptionsEntry {
+  key: string;
+  value: string;
+}
+
+export interface UpdateShardConfigResponse {
+  shard: ShardInfo | undefined;
+}
+
 function createBaseShardConfig(): ShardConfig {
   return { engine: "", options: {} };
 }
@@ -1710,6 +1725,279 @@ export const DeleteRecordsResponse: MessageFns<DeleteRecordsResponse> = {
   },
 };
 
+function createBaseUpdateShardConfigRequest(): UpdateShardConfigRequest {
+  return { name: "", options: {} };
+}
+
+export const UpdateShardConfigRequest: MessageFns<UpdateShardConfigRequest> = {
+  encode(message: UpdateShardConfigRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.options).forEach(([key, value]: [string, string]) => {
+      UpdateShardConfigRequest_OptionsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateShardConfigRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateShardConfigRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = UpdateShardConfigRequest_OptionsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.options[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateShardConfigRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      options: isObject(object.options)
+        ? (globalThis.Object.entries(object.options) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: UpdateShardConfigRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.options) {
+      const entries = globalThis.Object.entries(message.options) as [string, string][];
+      if (entries.length > 0) {
+        obj.options = {};
+        entries.forEach(([k, v]) => {
+          obj.options[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateShardConfigRequest>, I>>(base?: I): UpdateShardConfigRequest {
+    return UpdateShardConfigRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateShardConfigRequest>, I>>(object: I): UpdateShardConfigRequest {
+    const message = createBaseUpdateShardConfigRequest();
+    message.name = object.name ?? "";
+    message.options = (globalThis.Object.entries(object.options ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUpdateShardConfigRequest_OptionsEntry(): UpdateShardConfigRequest_OptionsEntry {
+  return { key: "", value: "" };
+}
+
+export const UpdateShardConfigRequest_OptionsEntry: MessageFns<UpdateShardConfigRequest_OptionsEntry> = {
+  encode(message: UpdateShardConfigRequest_OptionsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateShardConfigRequest_OptionsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateShardConfigRequest_OptionsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateShardConfigRequest_OptionsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: UpdateShardConfigRequest_OptionsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateShardConfigRequest_OptionsEntry>, I>>(
+    base?: I,
+  ): UpdateShardConfigRequest_OptionsEntry {
+    return UpdateShardConfigRequest_OptionsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateShardConfigRequest_OptionsEntry>, I>>(
+    object: I,
+  ): UpdateShardConfigRequest_OptionsEntry {
+    const message = createBaseUpdateShardConfigRequest_OptionsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateShardConfigResponse(): UpdateShardConfigResponse {
+  return { shard: undefined };
+}
+
+export const UpdateShardConfigResponse: MessageFns<UpdateShardConfigResponse> = {
+  encode(message: UpdateShardConfigResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== undefined) {
+      ShardInfo.encode(message.shard, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateShardConfigResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateShardConfigResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.shard = ShardInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateShardConfigResponse {
+    return { shard: isSet(object.shard) ? ShardInfo.fromJSON(object.shard) : undefined };
+  },
+
+  toJSON(message: UpdateShardConfigResponse): unknown {
+    const obj: any = {};
+    if (message.shard !== undefined) {
+      obj.shard = ShardInfo.toJSON(message.shard);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateShardConfigResponse>, I>>(base?: I): UpdateShardConfigResponse {
+    return UpdateShardConfigResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateShardConfigResponse>, I>>(object: I): UpdateShardConfigResponse {
+    const message = createBaseUpdateShardConfigResponse();
+    message.shard = (object.shard !== undefined && object.shard !== null)
+      ? ShardInfo.fromPartial(object.shard)
+      : undefined;
+    return message;
+  },
+};
+
 export type JournalService = typeof JournalService;
 export const JournalService = {
   createShard: {
@@ -1777,6 +2065,17 @@ export const JournalService = {
       Buffer.from(DeleteRecordsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteRecordsResponse => DeleteRecordsResponse.decode(value),
   },
+  updateShardConfig: {
+    path: "/robustmq.journal.Journal/UpdateShardConfig" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateShardConfigRequest): Buffer =>
+      Buffer.from(UpdateShardConfigRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateShardConfigRequest => UpdateShardConfigRequest.decode(value),
+    responseSerialize: (value: UpdateShardConfigResponse): Buffer =>
+      Buffer.from(UpdateShardConfigResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateShardConfigResponse => UpdateShardConfigResponse.decode(value),
+  },
 } as const;
 
 export interface JournalServer extends UntypedServiceImplementation {
@@ -1787,6 +2086,7 @@ export interface JournalServer extends UntypedServiceImplementation {
   read: handleUnaryCall<ReadRequest, ReadResponse>;
   offsetForTimestamp: handleUnaryCall<OffsetForTimestampRequest, OffsetResponse>;
   deleteRecords: handleUnaryCall<DeleteRecordsRequest, DeleteRecordsResponse>;
+  updateShardConfig: handleUnaryCall<UpdateShardConfigRequest, UpdateShardConfigResponse>;
 }
 
 export interface JournalClient extends Client {
@@ -1891,6 +2191,21 @@ export interface JournalClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteRecordsResponse) => void,
+  ): ClientUnaryCall;
+  updateShardConfig(
+    request: UpdateShardConfigRequest,
+    callback: (error: ServiceError | null, response: UpdateShardConfigResponse) => void,
+  ): ClientUnaryCall;
+  updateShardConfig(
+    request: UpdateShardConfigRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateShardConfigResponse) => void,
+  ): ClientUnaryCall;
+  updateShardConfig(
+    request: UpdateShardConfigRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateShardConfigResponse) => void,
   ): ClientUnaryCall;
 }
 

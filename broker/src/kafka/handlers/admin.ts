@@ -8,7 +8,9 @@ import type { DeleteTopicsRequest, DeleteTopicsResponse, DeletableTopicResult } 
 import type { DescribeConfigsRequest, DescribeConfigsResponse, DescribeConfigsResourceResult } from '../messages/describe-configs/index.js';
 import type { DescribeClusterRequest, DescribeClusterResponse } from '../messages/describe-cluster/index.js';
 import { checkTopicName, type StreamRecord } from '../streams.js';
+import { TOPIC_CONFIG_DEFAULTS } from '../topic-config.js';
 import { ZERO_UUID } from '../wire/constants.js';
+import { partitionLeaderOf } from '../../cluster.js';
 
 /** "Authorized operations" not computed (Kafka's INT32_MIN sentinel). */
 const NO_OPERATIONS = -2147483648;
@@ -33,22 +35,29 @@ export async function handleApiVersions(_ctx: KafkaContext, req: ApiVersionsRequ
   return apiVersionsBody(KafkaError.NONE);
 }
 
-function topicMetadata(ctx: KafkaContext, s: StreamRecord): MetadataResponseTopic {
-  const node = ctx.nodeId;
+/**
+ * A topic's partitions. Brokers are stateless (records are in the journal), so every broker
+ * serves every partition; the leader reported is spread over the live brokers
+ * (`partitionLeaderOf`) only so that clients spread their load.
+ */
+function topicMetadata(ctx: KafkaContext, s: StreamRecord, brokerIds: readonly number[] = [ctx.nodeId]): MetadataResponseTopic {
   return {
     errorCode: 0,
     name: s.name,
     topicId: s.topicId,
     isInternal: false,
-    partitions: Array.from({ length: s.partitions }, (_, p) => ({
-      errorCode: 0,
-      partitionIndex: p,
-      leaderId: node,
-      leaderEpoch: 0,
-      replicaNodes: [node],
-      isrNodes: [node],
-      offlineReplicas: [],
-    })),
+    partitions: Array.from({ length: s.partitions }, (_, p) => {
+      const node = partitionLeaderOf(s.name, p, brokerIds);
+      return {
+        errorCode: 0,
+        partitionIndex: p,
+        leaderId: node,
+        leaderEpoch: 0,
+        replicaNodes: [node],
+        isrNodes: [node],
+        offlineReplicas: [],
+      };
+    }),
     topicAuthorizedOperations: NO_OPERATIONS,
   };
 }
@@ -75,9 +84,11 @@ export async function handleMetadata(ctx: KafkaContext, req: MetadataRequest, in
   // v0: an empty list means all topics; v1+: null means all, empty means none
   const all = req.topics === null || (v === 0 && req.topics.length === 0);
   const autoCreate = v < 4 ? true : (req.allowAutoTopicCreation ?? true);
+  const brokers = ctx.brokers();
+  const ids = brokers.map((b) => b.nodeId);
   const topics: MetadataResponseTopic[] = [];
   if (all) {
-    for (const s of ctx.streams.list()) topics.push(topicMetadata(ctx, s));
+    for (const s of ctx.streams.list()) topics.push(topicMetadata(ctx, s, ids));
   } else {
     for (const t of req.topics ?? []) {
       let name = t.name;
@@ -88,14 +99,15 @@ export async function handleMetadata(ctx: KafkaContext, req: MetadataRequest, in
       }
       const r = await resolveTopic(ctx, name, autoCreate);
       if (typeof r === 'number') topics.push({ errorCode: r, name, topicId: ZERO_UUID, isInternal: false, partitions: [] });
-      else topics.push(topicMetadata(ctx, r));
+      else topics.push(topicMetadata(ctx, r, ids));
     }
   }
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: ctx.nodeId, host: ctx.advertisedHost(), port: ctx.advertisedPort(), rack: null }],
+    brokers: brokers.map((b) => ({ ...b, rack: null })),
     clusterId: ctx.clusterId,
-    controllerId: ctx.nodeId,
+    // every broker names the same controller: the lowest live id
+    controllerId: ids[0] ?? ctx.nodeId,
     topics,
     clusterAuthorizedOperations: NO_OPERATIONS,
   };
@@ -177,14 +189,7 @@ const SOURCE_DEFAULT = 5;
 /** Topic config defaults reported by DescribeConfigs (Kafka's names; values from the journal defaults). */
 function topicDefaults(ctx: KafkaContext): Record<string, string> {
   return {
-    'cleanup.policy': 'delete',
-    'retention.ms': String(7 * 24 * 3600 * 1000),
-    'retention.bytes': '-1',
-    'segment.bytes': String(1024 * 1024 * 1024),
-    'max.message.bytes': String(1024 * 1024 + 12),
-    'message.timestamp.type': 'CreateTime',
-    'min.insync.replicas': '1',
-    'compression.type': 'producer',
+    ...TOPIC_CONFIG_DEFAULTS,
     ...(ctx.config.streamEngine === 'memory' ? { 'robustmq.engine': 'memory' } : {}),
   };
 }
@@ -249,14 +254,15 @@ export async function handleDescribeConfigs(
 }
 
 export async function handleDescribeCluster(ctx: KafkaContext, _req: DescribeClusterRequest): Promise<DescribeClusterResponse> {
+  const brokers = ctx.brokers();
   return {
     throttleTimeMs: 0,
     errorCode: 0,
     errorMessage: null,
     endpointType: 1,
     clusterId: ctx.clusterId,
-    controllerId: ctx.nodeId,
-    brokers: [{ brokerId: ctx.nodeId, host: ctx.advertisedHost(), port: ctx.advertisedPort(), rack: null }],
+    controllerId: brokers[0]?.nodeId ?? ctx.nodeId,
+    brokers: brokers.map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: null })),
     clusterAuthorizedOperations: NO_OPERATIONS,
   };
 }

@@ -1,4 +1,5 @@
-import { OffsetOutOfRangeError } from '@robustmq/journal';
+import { BATCH_HEADER_BYTES, OffsetOutOfRangeError, readBatchHeader } from '@robustmq/journal';
+import { decodeAllRecords } from '../compression.js';
 import type { KafkaContext, RequestInfo } from '../context.js';
 import { KafkaError, kafkaErrorOf } from '../errors.js';
 import type { FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData } from '../messages/fetch/index.js';
@@ -128,7 +129,42 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
   return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
 }
 
-/** ListOffsets v1–7: −1 latest, −2 earliest, −3 latest timestamp (the offset before the end), else by timestamp. */
+/** ListOffsets v1–8: −1 latest, −2 earliest, −3 the record with the largest timestamp, −4 earliest local (= earliest), else by timestamp. */
+/** ListOffsets special timestamps: latest, earliest, max timestamp (v7+, KIP-734), earliest local (v8+, KIP-405). */
+const LATEST = -1n;
+const EARLIEST = -2n;
+const MAX_TIMESTAMP = -3n;
+const EARLIEST_LOCAL = -4n;
+
+/**
+ * The first record with the largest timestamp in the partition (KIP-734). The journal keeps no
+ * index of it, so every batch header is read once (the records of the winning batch only).
+ */
+async function maxTimestampRecord(ctx: KafkaContext, shard: string): Promise<{ offset: bigint; timestamp: bigint } | undefined> {
+  let from = await ctx.journal.earliestOffset(shard);
+  let best: { maxTimestamp: number; batch: Buffer } | undefined;
+  for (;;) {
+    const r = await ctx.journal.read(shard, from, { maxBytes: 1024 * 1024 });
+    let pos = 0;
+    while (pos + BATCH_HEADER_BYTES <= r.data.length) {
+      const h = readBatchHeader(r.data, pos);
+      const size = h.batchLength + 12;
+      if (pos + size > r.data.length) break;
+      if (h.recordCount > 0 && (best === undefined || h.maxTimestamp > best.maxTimestamp)) {
+        best = { maxTimestamp: h.maxTimestamp, batch: Buffer.from(r.data.subarray(pos, pos + size)) };
+      }
+      pos += size;
+    }
+    if (r.data.length === 0 || r.nextOffset <= from || r.nextOffset >= r.latestOffset) break;
+    from = r.nextOffset;
+  }
+  if (best === undefined) return undefined;
+  const records = decodeAllRecords(best.batch);
+  const top = best.maxTimestamp;
+  const hit = records.find((x) => x.timestamp === top) ?? records[records.length - 1];
+  return hit === undefined ? undefined : { offset: hit.offset, timestamp: BigInt(top) };
+}
+
 export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsRequest, _info: RequestInfo): Promise<ListOffsetsResponse> {
   const topics: ListOffsetsTopicResponse[] = [];
   for (const t of req.topics) {
@@ -142,11 +178,16 @@ export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsReque
             return out;
           }
           const shard = await ctx.streams.shardOf(s, p.partitionIndex);
-          if (p.timestamp === -1n) out.offset = await ctx.journal.latestOffset(shard);
-          else if (p.timestamp === -2n) out.offset = await ctx.journal.earliestOffset(shard);
-          else if (p.timestamp === -3n) {
-            const latest = await ctx.journal.latestOffset(shard);
-            out.offset = latest > 0n ? latest - 1n : -1n;
+          if (p.timestamp === LATEST) out.offset = await ctx.journal.latestOffset(shard);
+          else if (p.timestamp === EARLIEST || p.timestamp === EARLIEST_LOCAL) {
+            // no tiered storage: the local log is the whole log
+            out.offset = await ctx.journal.earliestOffset(shard);
+          } else if (p.timestamp === MAX_TIMESTAMP) {
+            const m = await maxTimestampRecord(ctx, shard);
+            if (m !== undefined) {
+              out.offset = m.offset;
+              out.timestamp = m.timestamp;
+            }
           } else {
             const o = await ctx.journal.offsetForTimestamp(shard, Number(p.timestamp));
             if (o !== null) {

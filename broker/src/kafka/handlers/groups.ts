@@ -11,12 +11,14 @@ import type { OffsetCommitRequest, OffsetCommitResponse, OffsetCommitResponseTop
 import type { OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseTopic } from '../messages/offset-fetch/index.js';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '../messages/init-producer-id/index.js';
 import type { CommittedOffset } from '../offsets.js';
+import { coordinatorOf } from '../../cluster.js';
 
 const KEY_TYPE_GROUP = 0;
 
 /**
- * FindCoordinator v0–4: this broker coordinates every group (single broker, or the broker the
- * group id hashes to once brokers form a cluster). Transaction coordinators are not offered.
+ * FindCoordinator v0–5 (v4+ batches keys): a group's coordinator is the live broker its id
+ * hashes to (cluster.ts `coordinatorOf`; this broker alone in the all-in-one server), so every
+ * broker gives the same answer. Transaction coordinators are not offered.
  */
 export async function handleFindCoordinator(
   ctx: KafkaContext,
@@ -24,17 +26,39 @@ export async function handleFindCoordinator(
   info: RequestInfo,
 ): Promise<FindCoordinatorResponse> {
   const keyType = req.keyType ?? KEY_TYPE_GROUP;
-  const ok = keyType === KEY_TYPE_GROUP;
-  const node = { nodeId: ok ? ctx.nodeId : -1, host: ok ? ctx.advertisedHost() : '', port: ok ? ctx.advertisedPort() : -1 };
-  const errorCode = ok ? 0 : KafkaError.COORDINATOR_NOT_AVAILABLE;
-  const errorMessage = ok ? null : 'transactions are not supported';
-  if (info.apiVersion >= 4) {
-    return { throttleTimeMs: 0, coordinators: (req.coordinatorKeys ?? []).map((key) => ({ key, ...node, errorCode, errorMessage })) };
-  }
-  return { throttleTimeMs: 0, errorCode, errorMessage, ...node };
+  const brokers = ctx.brokers();
+  const ids = brokers.map((b) => b.nodeId);
+  const answer = (key: string): { nodeId: number; host: string; port: number; errorCode: number; errorMessage: string | null } => {
+    if (keyType !== KEY_TYPE_GROUP)
+      return {
+        nodeId: -1,
+        host: '',
+        port: -1,
+        errorCode: KafkaError.COORDINATOR_NOT_AVAILABLE,
+        errorMessage: 'transactions are not supported',
+      };
+    const id = coordinatorOf(key, ids);
+    const b = brokers.find((x) => x.nodeId === id) ?? { nodeId: ctx.nodeId, host: ctx.advertisedHost(), port: ctx.advertisedPort() };
+    return { nodeId: b.nodeId, host: b.host, port: b.port, errorCode: 0, errorMessage: null };
+  };
+  if (info.apiVersion >= 4) return { throttleTimeMs: 0, coordinators: (req.coordinatorKeys ?? []).map((key) => ({ key, ...answer(key) })) };
+  return { throttleTimeMs: 0, ...answer(req.key ?? '') };
 }
 
 export async function handleJoinGroup(ctx: KafkaContext, req: JoinGroupRequest, info: RequestInfo): Promise<JoinGroupResponse> {
+  if (!ctx.isCoordinator(req.groupId)) {
+    return {
+      throttleTimeMs: 0,
+      errorCode: KafkaError.NOT_COORDINATOR,
+      generationId: -1,
+      protocolType: null,
+      protocolName: info.apiVersion >= 7 ? null : '',
+      leader: '',
+      skipAssignment: false,
+      memberId: req.memberId,
+      members: [],
+    };
+  }
   const r = await ctx.groups.join({
     groupId: req.groupId,
     memberId: req.memberId,
@@ -63,6 +87,14 @@ export async function handleJoinGroup(ctx: KafkaContext, req: JoinGroupRequest, 
 }
 
 export async function handleSyncGroup(ctx: KafkaContext, req: SyncGroupRequest, _info: RequestInfo): Promise<SyncGroupResponse> {
+  if (!ctx.isCoordinator(req.groupId))
+    return {
+      throttleTimeMs: 0,
+      errorCode: KafkaError.NOT_COORDINATOR,
+      protocolType: null,
+      protocolName: null,
+      assignment: Buffer.alloc(0),
+    };
   const r = await ctx.groups.sync(
     req.groupId,
     req.generationId,
@@ -79,10 +111,12 @@ export async function handleSyncGroup(ctx: KafkaContext, req: SyncGroupRequest, 
 }
 
 export async function handleHeartbeat(ctx: KafkaContext, req: HeartbeatRequest): Promise<HeartbeatResponse> {
+  if (!ctx.isCoordinator(req.groupId)) return { throttleTimeMs: 0, errorCode: KafkaError.NOT_COORDINATOR };
   return { throttleTimeMs: 0, errorCode: ctx.groups.heartbeat(req.groupId, req.generationId, req.memberId) };
 }
 
 export async function handleLeaveGroup(ctx: KafkaContext, req: LeaveGroupRequest, info: RequestInfo): Promise<LeaveGroupResponse> {
+  if (!ctx.isCoordinator(req.groupId)) return { throttleTimeMs: 0, errorCode: KafkaError.NOT_COORDINATOR, members: [] };
   if (info.apiVersion < 3) return { throttleTimeMs: 0, errorCode: ctx.groups.leave(req.groupId, req.memberId ?? '', null) };
   const members = (req.members ?? []).map((m) => ({
     memberId: m.memberId ?? '',
@@ -95,8 +129,10 @@ export async function handleLeaveGroup(ctx: KafkaContext, req: LeaveGroupRequest
 export async function handleListGroups(ctx: KafkaContext, req: ListGroupsRequest): Promise<ListGroupsResponse> {
   const live = ctx.groups.list();
   const known = new Set(live.map((g) => g.groupId));
-  // groups that only have committed offsets are listed as Empty, as Kafka does
-  for (const id of await ctx.offsets.groups()) if (!known.has(id)) live.push({ groupId: id, protocolType: 'consumer', state: 'Empty' });
+  // groups that only have committed offsets are listed as Empty, as Kafka does, by their
+  // coordinator only (admin clients ask every broker and merge the answers)
+  for (const id of await ctx.offsets.groups())
+    if (!known.has(id) && ctx.isCoordinator(id)) live.push({ groupId: id, protocolType: 'consumer', state: 'Empty' });
   const states = req.statesFilter ?? [];
   const types = req.typesFilter ?? [];
   const groups = live
@@ -110,6 +146,17 @@ export async function handleDescribeGroups(ctx: KafkaContext, req: DescribeGroup
   return {
     throttleTimeMs: 0,
     groups: req.groups.map((groupId) => {
+      if (!ctx.isCoordinator(groupId)) {
+        return {
+          errorCode: KafkaError.NOT_COORDINATOR,
+          groupId,
+          groupState: '',
+          protocolType: '',
+          protocolData: '',
+          members: [],
+          authorizedOperations: -2147483648,
+        };
+      }
       const d = ctx.groups.describe(groupId);
       if (d === undefined) {
         return {
@@ -150,7 +197,8 @@ export async function handleDescribeGroups(ctx: KafkaContext, req: DescribeGroup
 export async function handleOffsetCommit(ctx: KafkaContext, req: OffsetCommitRequest, info: RequestInfo): Promise<OffsetCommitResponse> {
   const generation = info.apiVersion >= 1 ? (req.generationIdOrMemberEpoch ?? -1) : -1;
   const memberId = info.apiVersion >= 1 ? (req.memberId ?? '') : '';
-  let errorCode = ctx.groups.checkCommit(req.groupId, generation, memberId);
+  // Only the coordinator may judge a commit's generation (and simple commits against live members).
+  let errorCode = ctx.isCoordinator(req.groupId) ? ctx.groups.checkCommit(req.groupId, generation, memberId) : KafkaError.NOT_COORDINATOR;
   const now = Date.now();
   const entries: { topic: string; partition: number; offset: CommittedOffset }[] = [];
   const partitionError = new Map<string, number>();

@@ -84,7 +84,12 @@ async function producePartition(
   return out;
 }
 
-/** Produce v3–9: each partition's RecordBatch is appended to its shard unchanged (acks 0, 1 and −1 alike: appended = acknowledged). */
+/**
+ * Produce v3–11: each partition's RecordBatch is appended to its shard unchanged (acks 0, 1 and
+ * −1 alike: appended = acknowledged). A batch larger than the topic's max.message.bytes is
+ * refused by the journal (MESSAGE_TOO_LARGE). v10 and v11 only add tagged leader hints (every
+ * broker serves every partition, so there are none to give) and an error code for transactions.
+ */
 export async function handleProduce(ctx: KafkaContext, req: ProduceRequest, info: RequestInfo): Promise<ProduceResponse | undefined> {
   const v = info.apiVersion;
   const responses: TopicProduceResponse[] = [];

@@ -22,6 +22,12 @@ import { describeConfigs } from './describe-configs/index.js';
 import { describeCluster } from './describe-cluster/index.js';
 import { saslHandshake } from './sasl-handshake/index.js';
 import { saslAuthenticate } from './sasl-authenticate/index.js';
+import { deleteRecords } from './delete-records/index.js';
+import { alterConfigs } from './alter-configs/index.js';
+import { createPartitions } from './create-partitions/index.js';
+import { deleteGroups } from './delete-groups/index.js';
+import { incrementalAlterConfigs } from './incremental-alter-configs/index.js';
+import { offsetDelete } from './offset-delete/index.js';
 export * as requestHeaderTypes from './request-header/types.js';
 export * as responseHeaderTypes from './response-header/types.js';
 export * as produceTypes from './produce/types.js';
@@ -45,6 +51,12 @@ export * as describeConfigsTypes from './describe-configs/types.js';
 export * as describeClusterTypes from './describe-cluster/types.js';
 export * as saslHandshakeTypes from './sasl-handshake/types.js';
 export * as saslAuthenticateTypes from './sasl-authenticate/types.js';
+export * as deleteRecordsTypes from './delete-records/types.js';
+export * as alterConfigsTypes from './alter-configs/types.js';
+export * as createPartitionsTypes from './create-partitions/types.js';
+export * as deleteGroupsTypes from './delete-groups/types.js';
+export * as incrementalAlterConfigsTypes from './incremental-alter-configs/types.js';
+export * as offsetDeleteTypes from './offset-delete/types.js';
 export {
   requestHeader,
   responseHeader,
@@ -69,6 +81,12 @@ export {
   describeCluster,
   saslHandshake,
   saslAuthenticate,
+  deleteRecords,
+  alterConfigs,
+  createPartitions,
+  deleteGroups,
+  incrementalAlterConfigs,
+  offsetDelete,
 };
 
 /** Every generated API by key (what ApiVersions advertises). */
@@ -94,4 +112,10 @@ export const API_BY_KEY = {
   [describeCluster.key]: describeCluster,
   [saslHandshake.key]: saslHandshake,
   [saslAuthenticate.key]: saslAuthenticate,
+  [deleteRecords.key]: deleteRecords,
+  [alterConfigs.key]: alterConfigs,
+  [createPartitions.key]: createPartitions,
+  [deleteGroups.key]: deleteGroups,
+  [incrementalAlterConfigs.key]: incrementalAlterConfigs,
+  [offsetDelete.key]: offsetDelete,
 } as const;

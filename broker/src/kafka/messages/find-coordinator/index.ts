@@ -4,15 +4,16 @@ import * as v1 from './v1.js';
 import * as v2 from './v2.js';
 import * as v3 from './v3.js';
 import * as v4 from './v4.js';
+import * as v5 from './v5.js';
 export type * from './types.js';
 
-/** FindCoordinator (key 10) v0–4, flexible from v3. */
+/** FindCoordinator (key 10) v0–5, flexible from v3. */
 export const findCoordinator = {
   key: 10,
   name: 'FindCoordinator',
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   /** First flexible version (compact encodings, tagged fields, request header v2); -1 = none. */
   flexibleFrom: 3,
-  codecs: { 0: v0, 1: v1, 2: v2, 3: v3, 4: v4 },
+  codecs: { 0: v0, 1: v1, 2: v2, 3: v3, 4: v4, 5: v5 },
 } as const;

@@ -6,15 +6,16 @@ import * as v4 from './v4.js';
 import * as v5 from './v5.js';
 import * as v6 from './v6.js';
 import * as v7 from './v7.js';
+import * as v8 from './v8.js';
 export type * from './types.js';
 
-/** ListOffsets (key 2) v1–7, flexible from v6. */
+/** ListOffsets (key 2) v1–8, flexible from v6. */
 export const listOffsets = {
   key: 2,
   name: 'ListOffsets',
   minVersion: 1,
-  maxVersion: 7,
+  maxVersion: 8,
   /** First flexible version (compact encodings, tagged fields, request header v2); -1 = none. */
   flexibleFrom: 6,
-  codecs: { 1: v1, 2: v2, 3: v3, 4: v4, 5: v5, 6: v6, 7: v7 },
+  codecs: { 1: v1, 2: v2, 3: v3, 4: v4, 5: v5, 6: v6, 7: v7, 8: v8 },
 } as const;

@@ -6,15 +6,17 @@ import * as v6 from './v6.js';
 import * as v7 from './v7.js';
 import * as v8 from './v8.js';
 import * as v9 from './v9.js';
+import * as v10 from './v10.js';
+import * as v11 from './v11.js';
 export type * from './types.js';
 
-/** Produce (key 0) v3–9, flexible from v9. */
+/** Produce (key 0) v3–11, flexible from v9. */
 export const produce = {
   key: 0,
   name: 'Produce',
   minVersion: 3,
-  maxVersion: 9,
+  maxVersion: 11,
   /** First flexible version (compact encodings, tagged fields, request header v2); -1 = none. */
   flexibleFrom: 9,
-  codecs: { 3: v3, 4: v4, 5: v5, 6: v6, 7: v7, 8: v8, 9: v9 },
+  codecs: { 3: v3, 4: v4, 5: v5, 6: v6, 7: v7, 8: v8, 9: v9, 10: v10, 11: v11 },
 } as const;

@@ -71,6 +71,7 @@ export function decodePartitionProduceResponse(r: Reader): PartitionProduceRespo
     logStartOffset: -1n,
     recordErrors: [],
     errorMessage: null,
+    currentLeader: undefined,
   };
   return m;
 }
@@ -99,6 +100,7 @@ export function decodeResponse(r: Reader): ProduceResponse {
   const m: ProduceResponse = {
     responses: r.array(decodeTopicProduceResponse),
     throttleTimeMs: r.int32(),
+    nodeEndpoints: [],
   };
   return m;
 }

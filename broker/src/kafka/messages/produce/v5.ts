@@ -28,6 +28,7 @@ export function decodePartitionProduceResponse(r: Reader): PartitionProduceRespo
     logStartOffset: r.int64(),
     recordErrors: [],
     errorMessage: null,
+    currentLeader: undefined,
   };
   return m;
 }
@@ -57,6 +58,7 @@ export function decodeResponse(r: Reader): ProduceResponse {
   const m: ProduceResponse = {
     responses: r.array(decodeTopicProduceResponse),
     throttleTimeMs: r.int32(),
+    nodeEndpoints: [],
   };
   return m;
 }

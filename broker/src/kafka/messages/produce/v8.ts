@@ -42,6 +42,7 @@ export function decodePartitionProduceResponse(r: Reader): PartitionProduceRespo
     logStartOffset: r.int64(),
     recordErrors: r.array(decodeBatchIndexAndErrorMessage),
     errorMessage: r.nullableString(),
+    currentLeader: undefined,
   };
   return m;
 }
@@ -73,6 +74,7 @@ export function decodeResponse(r: Reader): ProduceResponse {
   const m: ProduceResponse = {
     responses: r.array(decodeTopicProduceResponse),
     throttleTimeMs: r.int32(),
+    nodeEndpoints: [],
   };
   return m;
 }

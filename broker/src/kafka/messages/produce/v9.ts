@@ -94,6 +94,7 @@ export function decodePartitionProduceResponse(r: Reader): PartitionProduceRespo
     logStartOffset: r.int64(),
     recordErrors: r.compactArray(decodeBatchIndexAndErrorMessage),
     errorMessage: r.compactNullableString(),
+    currentLeader: undefined,
   };
   r.taggedFields(() => false);
   return m;
@@ -129,6 +130,7 @@ export function decodeResponse(r: Reader): ProduceResponse {
   const m: ProduceResponse = {
     responses: r.compactArray(decodeTopicProduceResponse),
     throttleTimeMs: r.int32(),
+    nodeEndpoints: [],
   };
   r.taggedFields(() => false);
   return m;
