@@ -3,8 +3,35 @@ import { meta } from '@robustmq/proto';
 import type { Logger } from '@robustmq/common';
 import type { Envelope, RaftTransport } from '../node/transport.js';
 import { decodeMessage, encodeMessage } from './message-codec.js';
+import { MessageType, makeMessage, type Message } from '../raft/types.js';
 
 const RaftClient = grpc.makeGenericClientConstructor(meta.MetaRaftService, 'MetaRaft');
+
+/**
+ * Heartbeats of every group to one peer travel coalesced (CockroachDB-style): a few numbers per
+ * group in the batch instead of a whole message each. Only a heartbeat that carries nothing
+ * else is coalesced; anything unusual goes as a full message.
+ */
+export function coalesce(e: Envelope): meta.CoalescedHeartbeat | undefined {
+  const m = e.message;
+  const response = m.type === MessageType.HeartbeatResp;
+  if (m.type !== MessageType.Heartbeat && !response) return undefined;
+  if (m.logTerm !== 0 || m.index !== 0 || m.entries.length > 0 || m.snapshot !== undefined || m.reject || m.rejectHint !== 0)
+    return undefined;
+  if (response && m.commit !== 0) return undefined;
+  return { group: e.group, term: BigInt(m.term), commit: BigInt(m.commit), context: m.context, response };
+}
+
+export function expandHeartbeat(h: meta.CoalescedHeartbeat, from: number, to: number): Message {
+  return makeMessage({
+    type: h.response ? MessageType.HeartbeatResp : MessageType.Heartbeat,
+    from,
+    to,
+    term: Number(h.term),
+    commit: Number(h.commit),
+    context: h.context,
+  });
+}
 
 interface Peer {
   address: string;
@@ -62,6 +89,7 @@ export class GrpcRaftTransport implements RaftTransport {
             this.setPeer(from, batch.fromAddress);
           }
           const envelopes: Envelope[] = [];
+          for (const h of batch.heartbeats) envelopes.push({ group: h.group, message: expandHeartbeat(h, from, this.#nodeId) });
           for (const e of batch.envelopes) {
             try {
               envelopes.push({ group: e.group, message: decodeMessage(e.message) });
@@ -89,11 +117,19 @@ export class GrpcRaftTransport implements RaftTransport {
       this.#unreachable?.(to);
       return;
     }
+    const heartbeats: meta.CoalescedHeartbeat[] = [];
+    const others: meta.RaftEnvelope[] = [];
+    for (const e of envelopes) {
+      const h = coalesce(e);
+      if (h !== undefined) heartbeats.push(h);
+      else others.push({ group: e.group, message: encodeMessage(e.message) });
+    }
     stream.write({
       from: BigInt(this.#nodeId),
       clusterId: this.#clusterId(),
       fromAddress: this.#address,
-      envelopes: envelopes.map((e) => ({ group: e.group, message: encodeMessage(e.message) })),
+      envelopes: others,
+      heartbeats,
     });
   }
 

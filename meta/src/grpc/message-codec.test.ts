@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeMessage, encodeMessage } from './message-codec.js';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
+import { coalesce, expandHeartbeat } from './grpc-transport.js';
 
 const app = makeMessage({
   type: MessageType.App,
@@ -142,4 +143,17 @@ test('property: random messages round-trip; random byte flips never throw anythi
       }
     }
   }
+});
+
+test('heartbeats and their responses are coalesced to a few numbers and expand back to the same message', () => {
+  const hb = makeMessage({ type: MessageType.Heartbeat, to: 2, from: 1, term: 7, commit: 99, context: 'r1' });
+  const resp = makeMessage({ type: MessageType.HeartbeatResp, to: 1, from: 2, term: 7, context: 'r1' });
+  for (const m of [hb, resp]) {
+    const c = coalesce({ group: 3, message: m });
+    assert.ok(c !== undefined);
+    assert.equal(c.group, 3);
+    assert.deepEqual(expandHeartbeat(c, m.from, m.to), m);
+  }
+  assert.equal(coalesce({ group: 0, message: app }), undefined);
+  assert.equal(coalesce({ group: 0, message: { ...hb, reject: true } }), undefined);
 });

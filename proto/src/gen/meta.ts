@@ -248,12 +248,26 @@ export interface RaftEnvelope {
   message: Uint8Array;
 }
 
+/**
+ * The heartbeat, or heartbeat response, of one group, coalesced with those of every other group
+ * in one batch: sender and receiver are the batch's, and a heartbeat carries only these fields.
+ */
+export interface CoalescedHeartbeat {
+  group: number;
+  term: bigint;
+  commit: bigint;
+  /** a ReadIndex context, if any */
+  context: string;
+  response: boolean;
+}
+
 export interface RaftBatch {
   from: bigint;
   clusterId: string;
   envelopes: RaftEnvelope[];
   /** how to reach the sender, so a joining node can answer before it knows the members */
   fromAddress: string;
+  heartbeats: CoalescedHeartbeat[];
 }
 
 export interface RaftAck {
@@ -3915,8 +3929,147 @@ export const RaftEnvelope: MessageFns<RaftEnvelope> = {
   },
 };
 
+function createBaseCoalescedHeartbeat(): CoalescedHeartbeat {
+  return { group: 0, term: 0n, commit: 0n, context: "", response: false };
+}
+
+export const CoalescedHeartbeat: MessageFns<CoalescedHeartbeat> = {
+  encode(message: CoalescedHeartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.term);
+    }
+    if (message.commit !== 0n) {
+      if (BigInt.asUintN(64, message.commit) !== message.commit) {
+        throw new globalThis.Error("value provided for field message.commit of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.commit);
+    }
+    if (message.context !== "") {
+      writer.uint32(34).string(message.context);
+    }
+    if (message.response !== false) {
+      writer.uint32(40).bool(message.response);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CoalescedHeartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCoalescedHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.commit = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.context = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.response = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CoalescedHeartbeat {
+    return {
+      group: isSet(object.group) ? globalThis.Number(object.group) : 0,
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      commit: isSet(object.commit) ? BigInt(object.commit) : 0n,
+      context: isSet(object.context) ? globalThis.String(object.context) : "",
+      response: isSet(object.response) ? globalThis.Boolean(object.response) : false,
+    };
+  },
+
+  toJSON(message: CoalescedHeartbeat): unknown {
+    const obj: any = {};
+    if (message.group !== 0) {
+      obj.group = Math.round(message.group);
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.commit !== 0n) {
+      obj.commit = message.commit.toString();
+    }
+    if (message.context !== "") {
+      obj.context = message.context;
+    }
+    if (message.response !== false) {
+      obj.response = message.response;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CoalescedHeartbeat>, I>>(base?: I): CoalescedHeartbeat {
+    return CoalescedHeartbeat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CoalescedHeartbeat>, I>>(object: I): CoalescedHeartbeat {
+    const message = createBaseCoalescedHeartbeat();
+    message.group = object.group ?? 0;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.commit = (object.commit !== undefined && object.commit !== null) ? BigInt(object.commit) : 0n;
+    message.context = object.context ?? "";
+    message.response = object.response ?? false;
+    return message;
+  },
+};
+
 function createBaseRaftBatch(): RaftBatch {
-  return { from: 0n, clusterId: "", envelopes: [], fromAddress: "" };
+  return { from: 0n, clusterId: "", envelopes: [], fromAddress: "", heartbeats: [] };
 }
 
 export const RaftBatch: MessageFns<RaftBatch> = {
@@ -3935,6 +4088,9 @@ export const RaftBatch: MessageFns<RaftBatch> = {
     }
     if (message.fromAddress !== "") {
       writer.uint32(34).string(message.fromAddress);
+    }
+    for (const v of message.heartbeats) {
+      CoalescedHeartbeat.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -3984,6 +4140,14 @@ export const RaftBatch: MessageFns<RaftBatch> = {
             message.fromAddress = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.heartbeats.push(CoalescedHeartbeat.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4012,6 +4176,9 @@ export const RaftBatch: MessageFns<RaftBatch> = {
         : isSet(object.from_address)
         ? globalThis.String(object.from_address)
         : "",
+      heartbeats: globalThis.Array.isArray(object?.heartbeats)
+        ? object.heartbeats.map((e: any) => CoalescedHeartbeat.fromJSON(e))
+        : [],
     };
   },
 
@@ -4029,6 +4196,9 @@ export const RaftBatch: MessageFns<RaftBatch> = {
     if (message.fromAddress !== "") {
       obj.fromAddress = message.fromAddress;
     }
+    if (message.heartbeats?.length) {
+      obj.heartbeats = message.heartbeats.map((e) => CoalescedHeartbeat.toJSON(e));
+    }
     return obj;
   },
 
@@ -4041,6 +4211,7 @@ export const RaftBatch: MessageFns<RaftBatch> = {
     message.clusterId = object.clusterId ?? "";
     message.envelopes = object.envelopes?.map((e) => RaftEnvelope.fromPartial(e)) || [];
     message.fromAddress = object.fromAddress ?? "";
+    message.heartbeats = object.heartbeats?.map((e) => CoalescedHeartbeat.fromPartial(e)) || [];
     return message;
   },
 };
