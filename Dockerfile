@@ -18,6 +18,10 @@ COPY operator/package.json operator/
 COPY e2e/package.json e2e/
 RUN npm ci --no-audit --no-fund
 COPY . .
+# The CRC-32C addon needs a compiler; without it the server falls back to @node-rs/crc32.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/* \
+ && (npm_config_nodedir=/usr/local npm run build:native -w common || echo "CRC-32C addon not built") \
+ && mkdir -p common/native/build/Release
 RUN npx tsc -b && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: compiled output and production dependencies only, as a non-root user ----------
@@ -29,6 +33,7 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/common/package.json ./common/
 COPY --from=build /src/common/dist ./common/dist
+COPY --from=build /src/common/native/build/Release ./common/native/build/Release
 COPY --from=build /src/proto/package.json ./proto/
 COPY --from=build /src/proto/dist ./proto/dist
 COPY --from=build /src/journal/package.json ./journal/

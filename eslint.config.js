@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'proto/src/gen/**', '.tools/**', 'data/**', 'charts/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'proto/src/gen/**', '.tools/**', 'data/**', 'charts/**', 'common/native/build/**'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

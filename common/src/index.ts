@@ -2,5 +2,5 @@
 export { ErrorCode, RobustError, ConfigError, TruncatedError, isErrno } from './errors.js';
 export { createLogger, LogLevels, type LogLevel, type Logger } from './logger.js';
 export { createMetricsRegistry, METRIC_PREFIX, Registry } from './metrics.js';
-export { crc32c } from './crc32c.js';
+export { crc32c, crc32cImplementation } from './crc32c.js';
 export { listen, closeServer } from './net.js';
