@@ -163,10 +163,13 @@ export class RaftWal {
   async save(entries: readonly Entry[], hardState: HardState | undefined, mustSync: boolean): Promise<void> {
     if (this.#closed) throw new RobustError(ErrorCode.EngineClosed, 'meta wal is closed');
     if (entries.length === 0 && hardState === undefined) return;
-    const parts: Buffer[] = [];
-    for (const e of entries) parts.push(encodeEntry(e));
-    if (hardState !== undefined) parts.push(encodeHardState(hardState));
-    const buf = Buffer.concat(parts);
+    // One buffer for the lot, each record framed in place (no per-record allocations).
+    let size = hardState === undefined ? 0 : HEADER + HARD_STATE_BODY;
+    for (const e of entries) size += HEADER + ENTRY_HEAD + e.data.byteLength;
+    const buf = Buffer.allocUnsafe(size);
+    let o = 0;
+    for (const e of entries) o = writeEntry(buf, o, e);
+    if (hardState !== undefined) writeHardState(buf, o, hardState);
     await this.#write(buf, mustSync);
   }
 
@@ -253,23 +256,45 @@ function frame(body: Buffer): Buffer {
   return Buffer.concat([h, body]);
 }
 
+const ENTRY_HEAD = 14;
+const HARD_STATE_BODY = 19;
+
+/** Frames the body written at [start + HEADER, end): length and CRC go in the header. */
+function seal(buf: Buffer, start: number, end: number): number {
+  buf.writeUInt32LE(end - start - HEADER, start);
+  buf.writeUInt32LE(crc32c(buf.subarray(start + HEADER, end)), start + 4);
+  return end;
+}
+
+function writeEntry(buf: Buffer, start: number, e: Entry): number {
+  const b = start + HEADER;
+  buf[b] = REC_ENTRY;
+  buf.writeUIntLE(e.index, b + 1, 6);
+  buf.writeUIntLE(e.term, b + 7, 6);
+  buf[b + 13] = e.type === EntryType.ConfChange ? 1 : 0;
+  buf.set(e.data, b + ENTRY_HEAD);
+  return seal(buf, start, b + ENTRY_HEAD + e.data.byteLength);
+}
+
+function writeHardState(buf: Buffer, start: number, hs: HardState): number {
+  const b = start + HEADER;
+  buf[b] = REC_HARD_STATE;
+  buf.writeUIntLE(hs.term, b + 1, 6);
+  buf.writeUIntLE(hs.vote, b + 7, 6);
+  buf.writeUIntLE(hs.commit, b + 13, 6);
+  return seal(buf, start, b + HARD_STATE_BODY);
+}
+
 function encodeEntry(e: Entry): Buffer {
-  const body = Buffer.alloc(14 + e.data.byteLength);
-  body[0] = REC_ENTRY;
-  body.writeUIntLE(e.index, 1, 6);
-  body.writeUIntLE(e.term, 7, 6);
-  body[13] = e.type === EntryType.ConfChange ? 1 : 0;
-  body.set(e.data, 14);
-  return frame(body);
+  const buf = Buffer.allocUnsafe(HEADER + ENTRY_HEAD + e.data.byteLength);
+  writeEntry(buf, 0, e);
+  return buf;
 }
 
 function encodeHardState(hs: HardState): Buffer {
-  const body = Buffer.alloc(19);
-  body[0] = REC_HARD_STATE;
-  body.writeUIntLE(hs.term, 1, 6);
-  body.writeUIntLE(hs.vote, 7, 6);
-  body.writeUIntLE(hs.commit, 13, 6);
-  return frame(body);
+  const buf = Buffer.allocUnsafe(HEADER + HARD_STATE_BODY);
+  writeHardState(buf, 0, hs);
+  return buf;
 }
 
 async function syncDir(dir: string): Promise<void> {
