@@ -115,7 +115,7 @@ export const ConfigSchema = z.strictObject({
       .describe('Ticks without a leader before an election (randomised up to twice this)'),
     snapshotEntries: num()
       .min(10, 'at least 10')
-      .default(10_000)
+      .default(100_000)
       .describe('Applied entries between snapshots (and log compactions) of a group'),
     proposalTimeoutMs: num()
       .min(1, 'at least 1')

@@ -293,7 +293,8 @@ export class KvStore {
   #record(event: WatchEvent, revision: number): void {
     this.#history.push({ revision, event });
     this.#pending.push(event);
-    if (this.#history.length > this.#maxHistory) {
+    // Trimmed in steps of an eighth, so the copy is amortised instead of one per write.
+    if (this.#history.length > this.#maxHistory + Math.max(1, this.#maxHistory >> 3)) {
       // Drop whole revisions from the front.
       const drop = this.#history.length - this.#maxHistory;
       const lastDropped = (this.#history[drop - 1] as { revision: number }).revision;

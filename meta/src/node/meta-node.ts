@@ -126,7 +126,7 @@ export class MetaNode implements MetaClient {
           ...(bootstrapVoters !== undefined ? { bootstrapVoters } : {}),
           electionTick: opts.electionTick ?? 10,
           heartbeatTick: 1,
-          snapshotEntries: opts.snapshotEntries ?? 10_000,
+          snapshotEntries: opts.snapshotEntries ?? 100_000,
           proposalTimeoutMs: opts.proposalTimeoutMs ?? 5000,
           onLeaderChange: (leader) => metrics.isLeader.set({ group: String(groupId) }, leader === opts.nodeId ? 1 : 0),
         }),
