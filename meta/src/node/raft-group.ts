@@ -312,6 +312,11 @@ export class RaftGroup {
       const early = rd.messages.filter((m) => EARLY.has(m.type));
       const late = early.length === rd.messages.length ? [] : rd.messages.filter((m) => !EARLY.has(m.type));
       if (early.length > 0) this.#opts.send(early);
+      // Committed entries are durable on a quorum already, so they are applied (and their callers
+      // answered) before this Ready's own write, not after it: otherwise every commit would wait
+      // for the fsync of the next batch's entries. A snapshot keeps the strict order.
+      const applyEarly = rd.snapshot === undefined && !rd.committedEntries.some((e) => e.type === EntryType.ConfChange);
+      if (applyEarly) for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
       try {
         await this.#persist(rd);
       } catch (err) {
@@ -322,7 +327,7 @@ export class RaftGroup {
       if (late.length > 0) this.#opts.send(late);
       if (rd.softState !== undefined) this.#onSoftState(rd.softState.leader, rd.softState.role);
       if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.#applied) this.#applySnapshot(rd.snapshot);
-      for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
+      if (!applyEarly) for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
       const hadConfChange = rd.committedEntries.some((e) => e.type === EntryType.ConfChange);
       for (const rs of rd.readStates) {
         const r = this.#reads.get(rs.context);
@@ -336,7 +341,10 @@ export class RaftGroup {
       this.#releaseReads();
       this.#opts.metrics.commitIndex.set({ group: String(this.groupId) }, this.#node.raft.raftLog.committed);
       this.#opts.metrics.appliedIndex.set({ group: String(this.groupId) }, this.#applied);
-      await this.#maybeSnapshot();
+      // A failed snapshot is not fatal: the log still holds everything; a later one retries.
+      await this.#maybeSnapshot().catch((err: unknown) => {
+        if (!this.#closed) this.#log.warn({ err, group: this.groupId }, 'meta snapshot failed; will retry');
+      });
     }
   }
 

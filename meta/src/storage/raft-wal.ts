@@ -214,7 +214,11 @@ export class RaftWal {
     marker.writeUIntLE(snap.metadata.index, 1, 6);
     marker.writeUIntLE(snap.metadata.term, 7, 6);
     await this.#write(Buffer.concat([frame(marker), ...entriesAfter.map(encodeEntry), encodeHardState(hardState)]), true);
-    for (const f of old) await unlink(join(this.dir, f));
+    for (const f of old) {
+      await unlink(join(this.dir, f)).catch((err: unknown) => {
+        if (!isErrno(err, 'ENOENT')) throw err;
+      });
+    }
   }
 
   async #readSnapshot(): Promise<Snapshot | undefined> {
