@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { KafkaConnection } from './kafka-client.js';
+import { collectGarbage, inspectorUrl } from './inspector-gc.js';
 import { ApiKey, decodeApiVersionsResponse } from './kafka-wire.js';
 import { parseOptions, renderHelp, usageError, type OptionTable, type OptionValues } from './options.js';
 import { ErrorCounts, median, type Summary } from './stats.js';
@@ -23,14 +24,17 @@ import { ConfigError } from '@robustmq/common';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const AEDES = fileURLToPath(new URL('./aedes-server.js', import.meta.url));
+const NET_FLOOR = fileURLToPath(new URL('./net-floor-server.js', import.meta.url));
 /** Debian installs it in /usr/sbin, which is not on every user's PATH. */
 const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) ?? 'mosquitto';
 
-export const BrokerNames = ['robustmq', 'mosquitto', 'aedes'] as const;
+export const BrokerNames = ['robustmq', 'mosquitto', 'aedes', 'node-net'] as const;
 export type BrokerName = (typeof BrokerNames)[number];
-const Label: Record<BrokerName, string> = { robustmq: 'RobustMQ', mosquitto: 'Mosquitto', aedes: 'Aedes' };
+/** The real brokers (the default); `node-net` is the Node.js floor for connection setup and memory. */
+const MqttBrokers: readonly BrokerName[] = ['robustmq', 'mosquitto', 'aedes'];
+const Label: Record<BrokerName, string> = { robustmq: 'RobustMQ', mosquitto: 'Mosquitto', aedes: 'Aedes', 'node-net': 'Node net floor' };
 
-interface Broker {
+export interface Broker {
   name: BrokerName;
   pid: number;
   mqttPort: number;
@@ -39,7 +43,13 @@ interface Broker {
   dir: string;
   log: string;
   version: string;
+  /** The inspector of a Node.js broker started with `--inspect=127.0.0.1:0`, to settle its heap. */
+  inspector?: string | undefined;
 }
+
+/** Node flag for the memory readings: the inspector on a free loopback port (see settledRss). */
+const INSPECT = ['--inspect=127.0.0.1:0'];
+const inspects = (nodeArgs: readonly string[]): boolean => nodeArgs.some((a) => a.startsWith('--inspect'));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -118,7 +128,7 @@ function spawnLogged(
   return { child, dir, log };
 }
 
-async function startRobustMq(): Promise<Broker> {
+async function startRobustMq(nodeArgs: readonly string[] = []): Promise<Broker> {
   const env = { ...process.env };
   // The server refuses anonymous clients once authentication exists; these runs are anonymous.
   if (serverSupports('allowAnonymous')) env.ROBUSTMQ_AUTH_ALLOW_ANONYMOUS = 'true';
@@ -132,7 +142,16 @@ async function startRobustMq(): Promise<Broker> {
     f,
     '0',
   ]);
-  const args = [join(REPO, 'bin/robust-server'), 'start', '--data-dir', join(dir, 'data'), '--bind-host', '127.0.0.1', ...ports];
+  const args = [
+    ...nodeArgs,
+    join(REPO, 'bin/robust-server'),
+    'start',
+    '--data-dir',
+    join(dir, 'data'),
+    '--bind-host',
+    '127.0.0.1',
+    ...ports,
+  ];
   const p = spawnLogged('robustmq', process.execPath, args, env, dir);
   const line = await waitFor('robust-server', () => listeningLine(p.log), 30_000, p.child);
   const ports2 = line.ports as Record<string, number>;
@@ -145,6 +164,7 @@ async function startRobustMq(): Promise<Broker> {
     dir: p.dir,
     log: p.log,
     version: String(line.version ?? ''),
+    inspector: inspects(nodeArgs) ? inspectorUrl(p.log) : undefined,
   };
 }
 
@@ -175,15 +195,63 @@ async function startMosquitto(): Promise<Broker> {
   return { name: 'mosquitto', pid: p.child.pid!, mqttPort: port, child: p.child, dir: p.dir, log: p.log, version };
 }
 
-async function startAedes(): Promise<Broker> {
-  const p = spawnLogged('aedes', process.execPath, [AEDES, '0']);
+async function startAedes(nodeArgs: readonly string[] = []): Promise<Broker> {
+  const p = spawnLogged('aedes', process.execPath, [...nodeArgs, AEDES, '0']);
   const line = await waitFor('aedes', () => listeningLine(p.log), 10_000, p.child);
   const version = (JSON.parse(readFileSync(join(REPO, 'node_modules/aedes/package.json'), 'utf8')) as { version: string }).version;
-  return { name: 'aedes', pid: p.child.pid!, mqttPort: line.mqttPort as number, child: p.child, dir: p.dir, log: p.log, version };
+  const inspector = inspects(nodeArgs) ? inspectorUrl(p.log) : undefined;
+  return {
+    name: 'aedes',
+    pid: p.child.pid!,
+    mqttPort: line.mqttPort as number,
+    child: p.child,
+    dir: p.dir,
+    log: p.log,
+    version,
+    inspector,
+  };
 }
 
-export function startBroker(name: BrokerName): Promise<Broker> {
-  return name === 'robustmq' ? startRobustMq() : name === 'mosquitto' ? startMosquitto() : startAedes();
+async function startNetFloor(nodeArgs: readonly string[] = []): Promise<Broker> {
+  const p = spawnLogged('node-net', process.execPath, [...nodeArgs, NET_FLOOR, '0']);
+  const line = await waitFor('node-net', () => listeningLine(p.log), 10_000, p.child);
+  const inspector = inspects(nodeArgs) ? inspectorUrl(p.log) : undefined;
+  return {
+    name: 'node-net',
+    pid: p.child.pid!,
+    mqttPort: line.mqttPort as number,
+    child: p.child,
+    dir: p.dir,
+    log: p.log,
+    version: process.version,
+    inspector,
+  };
+}
+
+/** Starts a broker; `nodeArgs` go to the node of the Node.js ones (e.g. `--cpu-prof`). */
+export function startBroker(name: BrokerName, nodeArgs: readonly string[] = []): Promise<Broker> {
+  switch (name) {
+    case 'robustmq':
+      return startRobustMq(nodeArgs);
+    case 'mosquitto':
+      return startMosquitto();
+    case 'aedes':
+      return startAedes(nodeArgs);
+    case 'node-net':
+      return startNetFloor(nodeArgs);
+  }
+}
+
+/**
+ * Resident memory once the heap has settled: a Node.js broker started with the inspector gets a
+ * full garbage collection first (see inspector-gc.ts); Mosquitto has no collector to wait for.
+ */
+export async function settledRss(b: Broker): Promise<number> {
+  if (b.inspector !== undefined) {
+    await collectGarbage(b.inspector);
+    await sleep(500);
+  }
+  return rssBytes(b.pid);
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`: only this PID, which we started. */
@@ -270,7 +338,11 @@ const compareOptions = {
   duration: { type: 'number', min: 1, default: 5, help: 'seconds of each throughput run' },
   connections: { type: 'number', min: 100, max: 18000, default: 10000, help: 'idle connections of the connection/memory scenario' },
   'kafka-records': { type: 'number', min: 1000, default: 1_000_000, help: 'records of the Kafka produce and consume runs' },
-  brokers: { type: 'string', default: BrokerNames.join(','), help: 'brokers to compare (robustmq is the reference)' },
+  brokers: {
+    type: 'string',
+    default: MqttBrokers.join(','),
+    help: 'brokers to compare (robustmq is the reference); node-net = a bare Node.js server, the floor of conn and mem',
+  },
   scenarios: {
     type: 'string',
     help: 'comma-separated scenario ids (default all): fanin-q0, fanin-q1, fanout-q0, conn, mem, kafka-produce, kafka-consume',
@@ -282,9 +354,9 @@ const compareOptions = {
 } as const satisfies OptionTable;
 
 export const Scenarios: Scenario[] = [
-  { id: 'fanin-q0', title: 'QoS 0 fan-in 4 → 1, 64 B', unit: 'msg/s', higherIsBetter: true, brokers: BrokerNames },
-  { id: 'fanin-q1', title: 'QoS 1 fan-in 4 → 1, 64 B', unit: 'msg/s', higherIsBetter: true, brokers: BrokerNames },
-  { id: 'fanout-q0', title: 'QoS 0 fan-out 1 → 16, 64 B', unit: 'deliveries/s', higherIsBetter: true, brokers: BrokerNames },
+  { id: 'fanin-q0', title: 'QoS 0 fan-in 4 → 1, 64 B', unit: 'msg/s', higherIsBetter: true, brokers: MqttBrokers },
+  { id: 'fanin-q1', title: 'QoS 1 fan-in 4 → 1, 64 B', unit: 'msg/s', higherIsBetter: true, brokers: MqttBrokers },
+  { id: 'fanout-q0', title: 'QoS 0 fan-out 1 → 16, 64 B', unit: 'deliveries/s', higherIsBetter: true, brokers: MqttBrokers },
   { id: 'conn', title: 'connection setup', unit: 'conn/s', higherIsBetter: true, brokers: BrokerNames },
   { id: 'mem', title: 'memory per 10,000 idle connections', unit: 'MB', higherIsBetter: false, brokers: BrokerNames },
   {
@@ -419,13 +491,13 @@ export async function run(argv: string[]): Promise<number> {
             );
           } else if (s.id === 'conn') {
             // a fresh broker: memory freed after the throughput runs would hide the connections' cost
-            const fresh = await startBroker(name);
+            const fresh = await startBroker(name, INSPECT);
             started.push(fresh);
             let mem = Number.NaN;
             let r: Summary | null;
             try {
               await sleep(1000);
-              const before = rssBytes(fresh.pid);
+              const before = await settledRss(fresh);
               const args = [
                 'mqtt',
                 'conn',
@@ -439,8 +511,8 @@ export async function run(argv: string[]): Promise<number> {
                 '300',
               ];
               r = await runChild(args, timeoutMs, children, async () => {
-                await sleep(2000); // let the broker settle: buffers allocated on connect, lazy structures
-                mem = rssBytes(fresh.pid) - before;
+                await sleep(2000); // let the broker finish what the last CONNECTs started
+                mem = (await settledRss(fresh)) - before;
               });
             } finally {
               await stopProcess(fresh.child);

@@ -79,7 +79,8 @@ export class BenchConnection implements PacketHandler {
   protected readonly parser: MqttParser;
   /** Time of the chunk being parsed: one clock read per chunk, not per message. */
   protected chunkNowMs = 0;
-  private ackBuf = Buffer.allocUnsafe(4 * 256);
+  /** Made on the first acknowledgement: `conn` runs open thousands of connections that never ack. */
+  private ackBuf: Buffer | undefined;
   private ackLen = 0;
   private flushScheduled = false;
   private readonly flush = (): void => {
@@ -192,17 +193,18 @@ export class BenchConnection implements PacketHandler {
 
   /** Queues a 4-byte acknowledgement; all queued ones leave in one write after the chunk. */
   protected queueAck(type: number, packetId: number): void {
-    if (this.ackLen + 4 > this.ackBuf.length) {
-      const next = Buffer.allocUnsafe(this.ackBuf.length * 2);
-      this.ackBuf.copy(next, 0, 0, this.ackLen);
-      this.ackBuf = next;
+    let buf = (this.ackBuf ??= Buffer.allocUnsafe(4 * 256));
+    if (this.ackLen + 4 > buf.length) {
+      const next = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(next, 0, 0, this.ackLen);
+      this.ackBuf = buf = next;
     }
-    writeAck(this.ackBuf, this.ackLen, type, packetId);
+    writeAck(buf, this.ackLen, type, packetId);
     this.ackLen += 4;
   }
 
   private flushAcks(): void {
-    if (this.ackLen === 0 || !this.sock || this.sock.destroyed) return;
+    if (this.ackLen === 0 || this.ackBuf === undefined || !this.sock || this.sock.destroyed) return;
     // the socket may keep the buffer until it drains, so hand it a copy (one per chunk)
     this.sock.write(Buffer.from(this.ackBuf.subarray(0, this.ackLen)));
     this.ackLen = 0;

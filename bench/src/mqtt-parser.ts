@@ -14,8 +14,11 @@ export interface PacketHandler {
   onMalformed(reason: string): void;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class MqttParser {
-  private carry: Buffer = Buffer.allocUnsafe(1024);
+  /** Empty until a packet straddles chunks (most connections of a `conn` run never need it). */
+  private carry: Buffer = EMPTY;
   private carryLen = 0;
   private broken = false;
   // outputs of header(): set instead of returning an object
@@ -80,7 +83,7 @@ export class MqttParser {
 
   private stash(chunk: Buffer, from: number, to: number): void {
     const n = to - from;
-    if (this.carry.length < n) this.carry = Buffer.allocUnsafe(Math.max(n, this.carry.length * 2));
+    if (this.carry.length < n) this.carry = Buffer.allocUnsafe(Math.max(n, 1024, this.carry.length * 2));
     chunk.copy(this.carry, 0, from, to);
     this.carryLen = n;
   }
@@ -111,7 +114,7 @@ export class MqttParser {
   private append(chunk: Buffer, from: number, to: number): void {
     const need = this.carryLen + (to - from);
     if (this.carry.length < need) {
-      const next = Buffer.allocUnsafe(Math.max(need, this.carry.length * 2));
+      const next = Buffer.allocUnsafe(Math.max(need, 1024, this.carry.length * 2));
       this.carry.copy(next, 0, 0, this.carryLen);
       this.carry = next;
     }

@@ -25,10 +25,24 @@ export class TcpListener {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #port = -1;
+  readonly #accepted: { inc(): void };
+  readonly #open: { inc(): void; dec(): void };
+  // One 'close' and one 'error' listener for every socket of the listener, not a closure each.
+  readonly #onClose: (this: Socket) => void;
+  readonly #onError: (err: Error) => void;
 
   constructor(opts: TcpListenerOptions) {
     this.name = opts.name;
     this.#opts = opts;
+    // Label sets bound once, not an object per accepted socket.
+    this.#accepted = opts.metrics.accepted.labels({ listener: opts.name });
+    const open = (this.#open = opts.metrics.connections.labels({ listener: opts.name }));
+    const sockets = this.#sockets;
+    this.#onClose = function (this: Socket): void {
+      if (sockets.delete(this)) open.dec();
+    };
+    // A reset by the peer must not surface as an unhandled 'error' event.
+    this.#onError = (err: Error): void => opts.log.debug({ err, listener: opts.name }, 'connection error');
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
     this.#server.on('error', (err) => opts.log.error({ err, listener: opts.name }, 'listener error'));
   }
@@ -55,14 +69,10 @@ export class TcpListener {
       return;
     }
     this.#sockets.add(socket);
-    metrics.accepted.inc({ listener: name });
-    metrics.connections.inc({ listener: name });
-    socket.once('close', () => {
-      this.#sockets.delete(socket);
-      metrics.connections.dec({ listener: name });
-    });
-    // A reset by the peer must not surface as an unhandled 'error' event.
-    socket.on('error', (err) => this.#opts.log.debug({ err, listener: name }, 'connection error'));
+    this.#accepted.inc();
+    this.#open.inc();
+    socket.on('close', this.#onClose);
+    socket.on('error', this.#onError);
     this.#opts.onConnection(socket);
   }
 

@@ -69,7 +69,8 @@ export class ConnectionSecurity {
   scram: ScramServer | undefined;
   /** Continues the pending CONNECT with the client's next AUTH data. */
   pendingConnect: ((data: Buffer | undefined) => void) | undefined;
-  readonly #acl = new Map<string, boolean>();
+  /** Made on the first ACL decision: an idle connection should not pay for an empty map. */
+  #acl: Map<string, boolean> | undefined;
   #aclGeneration = -1;
   #msgBucket: Bucket | undefined;
   #byteBucket: Bucket | undefined;
@@ -77,16 +78,17 @@ export class ConnectionSecurity {
 
   cachedDecision(key: string, generation: number): boolean | undefined {
     if (generation !== this.#aclGeneration) {
-      this.#acl.clear();
+      this.#acl?.clear();
       this.#aclGeneration = generation;
       return undefined;
     }
-    return this.#acl.get(key);
+    return this.#acl?.get(key);
   }
 
   remember(key: string, allowed: boolean): void {
-    if (this.#acl.size >= 1024) this.#acl.clear();
-    this.#acl.set(key, allowed);
+    const acl = (this.#acl ??= new Map());
+    if (acl.size >= 1024) acl.clear();
+    acl.set(key, allowed);
   }
 
   /** Ms the reader should pause after a PUBLISH of `bytes` (0 = none). */

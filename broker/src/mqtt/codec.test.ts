@@ -2,7 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import mqttPacket from 'mqtt-packet';
-import { Framer, decodePublish, encodePublish, withPacketId, type OutboundPublish, type PublishPacket } from './codec.js';
+import {
+  Framer,
+  PacketDecoder,
+  decodeConnectV3,
+  decodePublish,
+  encodePublish,
+  withPacketId,
+  type OutboundPublish,
+  type PublishPacket,
+} from './codec.js';
 import { MqttProtocolError } from './reason-codes.js';
 
 // Fixtures live beside the sources (dist/src/mqtt → src/mqtt/fixtures).
@@ -161,4 +170,64 @@ test('fuzz: random bytes never crash the framer or the decoder with anything but
       assert.ok(err instanceof MqttProtocolError, `unexpected ${(err as Error).name}: ${(err as Error).message}`);
     }
   }
+});
+
+test('decodeConnectV3 agrees with mqtt-packet on 3.1 and 3.1.1 CONNECTs, valid or not', () => {
+  const frame = (bytes: Buffer) => new Framer(1024 * 1024).push(bytes)[0]!;
+  const outcome = (fn: () => unknown): unknown => {
+    try {
+      return { ok: fn() };
+    } catch (err) {
+      assert.ok(err instanceof MqttProtocolError);
+      return { err: err.message };
+    }
+  };
+  const cases: Buffer[] = [];
+  for (const level of [3, 4] as const)
+    for (const will of [false, true])
+      for (const username of [undefined, 'user', 'ü'])
+        for (const password of [undefined, Buffer.from('secret')])
+          for (const clean of [false, true]) {
+            if (password !== undefined && username === undefined) continue; // mqtt-packet will not encode it
+            const p = mqttPacket.generate({
+              cmd: 'connect',
+              protocolId: level === 3 ? 'MQIsdp' : 'MQTT',
+              protocolVersion: level,
+              clean,
+              clientId: 'client-1',
+              keepalive: 30,
+              ...(will ? { will: { topic: 'w/t', payload: Buffer.from('bye'), qos: 1 as const, retain: true } } : {}),
+              ...(username !== undefined ? { username } : {}),
+              ...(password !== undefined ? { password } : {}),
+            });
+            cases.push(p);
+            // truncated inside the payload (the remaining length patched to match), and bad flags
+            for (const cut of [3, 9, 12, p.length - 4, p.length - 1]) {
+              if (cut >= p.length || cut < 3) continue;
+              const t = Buffer.from(p.subarray(0, cut));
+              t[1] = cut - 2;
+              cases.push(t);
+            }
+            for (const flagsXor of [0x01, 0x20, 0x18]) {
+              const b = Buffer.from(p);
+              b[9 + (level === 3 ? 2 : 0)]! ^= flagsXor;
+              cases.push(b);
+            }
+          }
+  const badHeader = Buffer.from(cases[0]!);
+  badHeader[0] = 0x12;
+  cases.push(badHeader);
+  let refused = 0;
+  for (const bytes of cases) {
+    const f = frame(bytes);
+    const level = bytes[8 + (bytes[3] === 6 ? 2 : 0)]!;
+    const decoder = new PacketDecoder();
+    decoder.protocolVersion = level;
+    const want = outcome(() => decoder.decode(f));
+    const got = outcome(() => decodeConnectV3(f));
+    if ((want as { err?: string }).err !== undefined) refused++;
+    assert.deepEqual(JSON.parse(JSON.stringify(got)), JSON.parse(JSON.stringify(want)), `CONNECT ${bytes.toString('hex')}`);
+  }
+  // both outcomes were exercised
+  assert.ok(refused > 20 && refused < cases.length - 20, `${refused} of ${cases.length} refused`);
 });

@@ -1,4 +1,4 @@
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
 import { MqttProtocolError, ReasonCode } from './reason-codes.js';
 
 /** Control packet types (fixed header bits 7-4, spec §2.1.2). */
@@ -461,15 +461,124 @@ export function peekConnectProtocol(f: Frame): { name: string; level: number } |
 }
 
 /**
+ * CONNECT of MQTT 3.1 and 3.1.1 (spec §3.1) without the generic parser, which costs more than
+ * the rest of connection setup together. It makes the same checks with the same messages as
+ * mqtt-packet and returns the same shape; 5.0 (properties) and bridge levels are left to it
+ * (`undefined`).
+ *
+ * CONNECT => protocol_name protocol_level connect_flags keep_alive client_id
+ *   [will_topic will_message] [user_name] [password]
+ */
+export function decodeConnectV3(f: Frame): IConnectPacket | undefined {
+  const b = f.bytes;
+  const end = b.length;
+  let pos = f.bodyOffset;
+  const malformed = (message: string): MqttProtocolError => new MqttProtocolError(ReasonCode.MalformedPacket, message);
+  const field = (): number => {
+    if (pos + 2 > end) return -1;
+    const l = b.readUInt16BE(pos);
+    pos += 2;
+    if (pos + l > end) return -1;
+    pos += l;
+    return l;
+  };
+  const str = (): string | undefined => {
+    const l = field();
+    return l < 0 ? undefined : b.toString('utf8', pos - l, pos);
+  };
+  if (f.flags !== 0) throw malformed('Invalid header flag bits, must be 0x0 for connect packet');
+  if (field() < 0) throw malformed('Cannot parse protocolId');
+  const protocolId = b.toString('latin1', f.bodyOffset + 2, pos);
+  if (protocolId !== 'MQTT' && protocolId !== 'MQIsdp') throw malformed('Invalid protocolId');
+  if (pos >= end) throw malformed('Packet too short');
+  const level = b[pos++] as number;
+  if (level !== 3 && level !== 4) return undefined;
+  if (pos >= end) throw malformed('Packet too short');
+  const flags = b[pos++] as number;
+  // The reserved flag must be zero [MQTT-3.1.2-3]
+  if ((flags & 0x01) !== 0) throw malformed('Connect flag bit 0 must be 0, but got 1');
+  const hasWill = (flags & 0x04) !== 0;
+  const willQos = (flags >> 3) & 0x03;
+  const willRetain = (flags & 0x20) !== 0;
+  if (!hasWill) {
+    if (willRetain) throw malformed('Will Retain Flag must be set to zero when Will Flag is set to 0');
+    if (willQos !== 0) throw malformed('Will QoS must be set to zero when Will Flag is set to 0');
+  }
+  if (pos + 2 > end) throw malformed('Packet too short');
+  const keepalive = b.readUInt16BE(pos);
+  pos += 2;
+  const clientId = str();
+  if (clientId === undefined) throw malformed('Packet too short');
+  const p: IConnectPacket = {
+    cmd: 'connect',
+    retain: false,
+    qos: 0,
+    dup: false,
+    length: end - f.bodyOffset,
+    topic: null,
+    payload: null,
+    protocolId,
+    protocolVersion: level,
+    clean: (flags & 0x02) !== 0,
+    keepalive,
+    clientId,
+  } as IConnectPacket;
+  if (hasWill) {
+    const topic = str();
+    if (topic === undefined) throw malformed('Cannot parse will topic');
+    const l = field();
+    if (l < 0) throw malformed('Cannot parse will payload');
+    p.will = { topic, payload: b.subarray(pos - l, pos), qos: willQos as 0 | 1 | 2, retain: willRetain };
+  }
+  if ((flags & 0x80) !== 0) {
+    const username = str();
+    if (username === undefined) throw malformed('Cannot parse username');
+    p.username = username;
+  }
+  if ((flags & 0x40) !== 0) {
+    const l = field();
+    if (l < 0) throw malformed('Cannot parse password');
+    p.password = b.subarray(pos - l, pos);
+  }
+  return p;
+}
+
+/**
  * Every packet but PUBLISH goes through mqtt-packet's parser, one complete frame at a time, so
  * its `packet` event fires synchronously inside `decode`.
  */
 export class PacketDecoder {
-  readonly #parser = mqttPacket.parser({ protocolVersion: 4 });
+  #parser = PacketDecoder.#newParser(4);
   #packet: Packet | undefined;
   #error: Error | undefined;
+  #version = 4;
+
+  static #shared: (PacketDecoder | undefined)[] = [];
+
+  /**
+   * The decoder of one protocol level, shared by every connection: decoding is synchronous and
+   * each frame is a whole packet, so no state lives between calls. (A parser per connection
+   * cost about 1 KB per idle client: the parser, its buffer list stream and their listeners.)
+   */
+  static forVersion(protocolVersion: number): PacketDecoder {
+    let d = PacketDecoder.#shared[protocolVersion];
+    if (d === undefined) {
+      d = new PacketDecoder();
+      d.protocolVersion = protocolVersion;
+      PacketDecoder.#shared[protocolVersion] = d;
+    }
+    return d;
+  }
+
+  static #newParser(protocolVersion: number): ReturnType<typeof mqttPacket.parser> {
+    return mqttPacket.parser({ protocolVersion });
+  }
 
   constructor() {
+    this.#listen();
+  }
+
+  #listen(): void {
     this.#parser.on('packet', (p: Packet) => {
       this.#packet = p;
     });
@@ -479,16 +588,25 @@ export class PacketDecoder {
   }
 
   set protocolVersion(v: number) {
-    (this.#parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion = v;
+    this.#version = v;
+    (this.#parser as unknown as { settings: { protocolVersion: number } }).settings = { protocolVersion: v };
   }
 
   decode(f: Frame): Packet {
     this.#packet = undefined;
     this.#error = undefined;
-    this.#parser.parse(f.bytes);
+    const left = this.#parser.parse(f.bytes);
     const err = this.#error as Error | undefined;
+    const p = this.#packet as Packet | undefined;
+    this.#packet = undefined;
+    // mqtt-packet keeps a decoded CONNECT as its settings: drop it (credentials, will) at once.
+    if (p?.cmd === 'connect') this.protocolVersion = this.#version;
+    if (err !== undefined || p === undefined || left !== 0) {
+      // Whatever the parser kept of a bad packet must not leak into the next one.
+      this.#parser = PacketDecoder.#newParser(this.#version);
+      this.#listen();
+    }
     if (err !== undefined) throw new MqttProtocolError(ReasonCode.MalformedPacket, err.message);
-    const p = this.#packet;
     if (p === undefined) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'incomplete packet');
     return p;
   }

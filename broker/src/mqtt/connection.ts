@@ -1,4 +1,6 @@
 import type { Socket } from 'node:net';
+import type { Packet } from 'mqtt-packet';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '@robustmq/common';
 import {
   Framer,
@@ -37,6 +39,20 @@ interface PendingResponse {
 
 let nextConnId = 1;
 
+/** The connection a socket belongs to: lets one shared function serve every socket's events. */
+const kConnection = Symbol('mqttConnection');
+type OwnedSocket = Socket & { [kConnection]?: Connection };
+
+const DISCONNECT_V3: Packet = Object.freeze({ cmd: 'disconnect' });
+
+/** No limit: larger than any MQTT packet, and a small integer (a double costs a box per object). */
+const NO_PACKET_LIMIT = 2 ** 31 - 1;
+
+/** 'end' handler of half-open capable streams: close our side too. */
+function endSocket(this: Duplex): void {
+  this.end();
+}
+
 /**
  * One MQTT network connection.
  *
@@ -51,11 +67,13 @@ export class Connection {
   readonly id = nextConnId++;
   readonly socket: Socket;
   readonly engine: MqttEngine;
-  log: Logger;
+  /** The engine's logger; the per-connection child is made on first use (see `log`). */
+  readonly #baseLog: Logger;
+  #log: Logger | undefined;
   readonly #framer: Framer;
-  readonly #decoder = new PacketDecoder();
+  #decoder = PacketDecoder.forVersion(4);
   readonly createdAt = Date.now();
-  lastReceivedAt = Date.now();
+  lastReceivedAt = this.createdAt;
 
   connected = false;
   closed = false;
@@ -66,11 +84,12 @@ export class Connection {
   /** Outbound QoS 1/2 window: the client's Receive Maximum bounded by config. */
   outboundWindow: number;
   /** The client's Maximum Packet Size (5.0); larger PUBLISHes are dropped for it [MQTT-3.1.2-25]. */
-  clientMaxPacketSize = Infinity;
+  clientMaxPacketSize = NO_PACKET_LIMIT;
   /** Highest outbound topic alias the client accepts (its Topic Alias Maximum). */
   clientTopicAliasMax = 0;
-  readonly aliasesIn = new Map<number, string>();
-  readonly aliasesOut = new Map<string, number>();
+  /** Topic aliases (5.0), made when the first one is used. */
+  #aliasesIn: Map<number, string> | undefined;
+  #aliasesOut: Map<string, number> | undefined;
   requestProblemInformation = true;
   /** Set when DISCONNECT 0x00 arrived: the will is discarded [MQTT-3.1.2-10]. */
   willCancelled = false;
@@ -82,32 +101,84 @@ export class Connection {
   readonly sec = new ConnectionSecurity();
   /** Frames that arrived while CONNECT was being authenticated (asynchronously). */
   #held: Frame[] | undefined;
+  /** Whether the socket was paused because packets are held (not for backpressure). */
+  #heldPaused = false;
   #throttleTimer: NodeJS.Timeout | undefined;
 
-  readonly #responses: PendingResponse[] = [];
+  #responses: PendingResponse[] | undefined;
   #responsesHead = 0;
-  #out: Buffer[] = [];
+  /** Bytes queued this tick: one buffer, or an array once there are several. */
+  #out: Buffer | Buffer[] | undefined;
   #outBytes = 0;
   #flushScheduled = false;
   #paused = false;
   #drainTimer: NodeJS.Timeout | undefined;
 
+  /*
+   * Memory: an idle connection is what this object and the socket hold, so everything that is
+   * not needed by every client is made on first use (logger child, topic aliases, session
+   * collections), the packet decoder is shared, and the socket's listeners are functions shared
+   * by every connection (the socket points back to its connection).
+   */
   constructor(socket: Socket, engine: MqttEngine, log: Logger, info?: ConnectionInfo) {
     this.socket = socket;
     this.engine = engine;
     this.info = info ?? { listener: 'mqtt', remoteAddress: socket.remoteAddress ?? '' };
-    this.log = log.child({ connId: this.id });
+    this.#baseLog = log;
     this.#framer = new Framer(engine.config.maxPacketSizeBytes);
     this.outboundWindow = engine.config.maxInflightMessages;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => socket.end());
-    socket.on('close', () => {
-      this.sec.dispose();
-      clearTimeout(this.#throttleTimer);
-      this.engine.onConnectionClosed(this);
-    });
-    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
+    (socket as OwnedSocket)[kConnection] = this;
+    socket.on('data', Connection.#onSocketData);
+    // A socket that allows half-open ends its side when the client ends (net sockets from the
+    // listeners do that themselves: allowHalfOpen is false).
+    if ((socket as { allowHalfOpen?: boolean }).allowHalfOpen === true) socket.on('end', endSocket);
+    socket.on('close', Connection.#onSocketClose);
+    // The listeners handle errors already; a socket handed over without one must not throw.
+    if (socket.listenerCount('error') === 0) socket.on('error', engine.onSocketError);
+  }
+
+  static #onSocketData(this: Socket, chunk: Buffer): void {
+    const conn = (this as OwnedSocket)[kConnection];
+    if (conn !== undefined) conn.#onData(chunk);
+  }
+
+  static #onSocketClose(this: Socket): void {
+    const conn = (this as OwnedSocket)[kConnection];
+    if (conn === undefined) return;
+    conn.sec.dispose();
+    clearTimeout(conn.#throttleTimer);
+    conn.engine.onConnectionClosed(conn);
+  }
+
+  /** This connection's logger (connId, clientId, username), made on first use. */
+  get log(): Logger {
+    if (this.#log === undefined) {
+      const bindings: Record<string, unknown> = { connId: this.id };
+      if (this.clientId !== '') bindings.clientId = this.clientId;
+      const user = this.sec.principal?.username;
+      if (user !== undefined) bindings.username = user;
+      this.#log = this.#baseLog.child(bindings);
+    }
+    return this.#log;
+  }
+
+  /** The client id or user name changed: the next log line carries the new ones. */
+  refreshLog(): void {
+    this.#log = undefined;
+  }
+
+  /** Whether `level` lines are written (checked before building a line for every client). */
+  logs(level: 'debug' | 'trace'): boolean {
+    return this.#baseLog.isLevelEnabled(level);
+  }
+
+  get aliasesIn(): Map<number, string> {
+    return (this.#aliasesIn ??= new Map());
+  }
+
+  get aliasesOut(): Map<string, number> {
+    return (this.#aliasesOut ??= new Map());
   }
 
   get isV5(): boolean {
@@ -115,13 +186,14 @@ export class Connection {
   }
 
   set decoderVersion(v: number) {
-    this.#decoder.protocolVersion = v;
+    this.#decoder = PacketDecoder.forVersion(v);
   }
 
   #onData(chunk: Buffer): void {
     if (this.closed) return;
     this.engine.stats.bytesIn += chunk.length;
     this.lastReceivedAt = Date.now();
+    if (this.#held !== undefined) this.#pauseHeld();
     let frames: Frame[];
     try {
       frames = this.#framer.push(chunk);
@@ -132,10 +204,12 @@ export class Connection {
     for (const f of frames) {
       if (this.closed) return;
       if (this.#held !== undefined) {
-        // Bounded: the socket is paused while held, so only the rest of one read waits here.
+        // Bounded: the socket is paused as soon as anything waits, so only the rest of this
+        // read is held.
         if (!this.connected && this.#held.length >= 64)
           return this.#protocolFailure(new MqttProtocolError(ReasonCode.ProtocolError, 'packets before CONNACK'));
         this.#held.push(f);
+        this.#pauseHeld();
         continue;
       }
       try {
@@ -147,9 +221,18 @@ export class Connection {
     }
   }
 
-  /** Stops handling packets (CONNECT is being authenticated); they wait until `release()`. */
+  /**
+   * Stops handling packets (CONNECT is being authenticated); they wait until `release()`. The
+   * socket is paused when more data arrives, not now: most clients send nothing more before
+   * CONNACK, and pausing and resuming every new socket is work (a resume is a tick) for nothing.
+   */
   hold(): void {
     this.#held ??= [];
+  }
+
+  #pauseHeld(): void {
+    if (this.#heldPaused) return;
+    this.#heldPaused = true;
     this.socket.pause();
   }
 
@@ -171,7 +254,10 @@ export class Connection {
         return;
       }
     }
-    if (this.#held === undefined && !this.#paused && this.#throttleTimer === undefined) this.socket.resume();
+    if (this.#held === undefined && this.#heldPaused) {
+      this.#heldPaused = false;
+      if (!this.#paused && this.#throttleTimer === undefined) this.socket.resume();
+    }
   }
 
   /** Runs `fn` as a packet handler would (its errors close the connection the same way). */
@@ -190,6 +276,7 @@ export class Connection {
   throttle(ms: number): void {
     if (this.closed || this.#throttleTimer !== undefined) return;
     this.hold();
+    this.#pauseHeld();
     this.#throttleTimer = setTimeout(() => {
       this.#throttleTimer = undefined;
       this.release();
@@ -216,7 +303,7 @@ export class Connection {
       }
       // The first packet from the client MUST be CONNECT [MQTT-3.1.0-1]
       if (f.type !== PacketType.Connect) throw new MqttProtocolError(ReasonCode.ProtocolError, 'first packet is not CONNECT');
-      handleConnect(this, f, this.#decoder);
+      handleConnect(this, f);
       return;
     }
     switch (f.type) {
@@ -247,7 +334,8 @@ export class Connection {
         this.respond(Buffer.from([0xd0, 0]));
         return;
       case PacketType.Disconnect:
-        handleDisconnect(this, this.#decoder.decode(f));
+        // 3.x DISCONNECT has no body to decode; bad flags still go to the decoder's check [MQTT-2.2.2-2]
+        handleDisconnect(this, !this.isV5 && f.flags === 0 ? DISCONNECT_V3 : this.#decoder.decode(f));
         return;
       case PacketType.Auth:
         handleAuth(this, this.#decoder.decode(f));
@@ -268,13 +356,26 @@ export class Connection {
    */
   write(bytes: Buffer): void {
     if (this.closed) return;
-    this.#out.push(bytes);
+    const out = this.#out;
+    if (out === undefined) this.#out = bytes;
+    else if (Array.isArray(out)) out.push(bytes);
+    else this.#out = [out, bytes];
     this.#outBytes += bytes.length;
     this.engine.stats.bytesOut += bytes.length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      process.nextTick(this.#flushOut);
+      process.nextTick(Connection.#flushOut, this);
     }
+  }
+
+  /** Takes what is queued as one buffer. */
+  #takeOut(): Buffer | undefined {
+    const out = this.#out;
+    if (out === undefined) return undefined;
+    this.#out = undefined;
+    const bytes = Array.isArray(out) ? Buffer.concat(out, this.#outBytes) : out;
+    this.#outBytes = 0;
+    return bytes;
   }
 
   /** Bytes waiting for this client: queued this tick plus buffered by the socket. */
@@ -282,13 +383,15 @@ export class Connection {
     return this.#outBytes + this.socket.writableLength;
   }
 
-  readonly #flushOut = (): void => {
+  /** Static, with the connection as argument: no closure per connection. */
+  static #flushOut(conn: Connection): void {
+    conn.#flush();
+  }
+
+  #flush(): void {
     this.#flushScheduled = false;
-    const out = this.#out;
-    if (out.length === 0 || this.socket.destroyed) return;
-    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out, this.#outBytes);
-    this.#out = [];
-    this.#outBytes = 0;
+    if (this.#out === undefined || this.socket.destroyed) return;
+    const bytes = this.#takeOut() as Buffer;
     const s = this.socket;
     if (!s.write(bytes) && this.#drainTimer === undefined) {
       this.#drainTimer = setTimeout(() => {
@@ -306,17 +409,18 @@ export class Connection {
         this.#drainTimer = undefined;
       });
     }
-  };
+  }
 
   /** Sends a response now, or after `wait` settles, keeping the order of responses. */
   respond(bytes: Buffer | undefined, wait?: Promise<unknown>, inbound = false): void {
-    if (wait === undefined && this.#responses.length === this.#responsesHead) {
+    if (wait === undefined && (this.#responses === undefined || this.#responses.length === this.#responsesHead)) {
       if (bytes !== undefined) this.write(bytes);
       if (inbound) this.inboundPending--;
       return;
     }
     const r: PendingResponse = { bytes, ready: wait === undefined, inbound };
-    this.#responses.push(r);
+    const rs = (this.#responses ??= []);
+    rs.push(r);
     if (wait !== undefined) {
       wait.then(
         () => {
@@ -330,7 +434,7 @@ export class Connection {
       );
     }
     // Reading stops while many responses wait, so the store's pace limits the publisher.
-    if (!this.#paused && this.#responses.length - this.#responsesHead >= this.engine.config.receiveMaximum) {
+    if (!this.#paused && rs.length - this.#responsesHead >= this.engine.config.receiveMaximum) {
       this.#paused = true;
       this.socket.pause();
     }
@@ -338,6 +442,7 @@ export class Connection {
 
   #flushResponses(): void {
     const rs = this.#responses;
+    if (rs === undefined) return;
     while (this.#responsesHead < rs.length && (rs[this.#responsesHead] as PendingResponse).ready) {
       const r = rs[this.#responsesHead++] as PendingResponse;
       if (r.bytes !== undefined) this.write(r.bytes);
@@ -460,11 +565,8 @@ export class Connection {
     clearTimeout(this.#drainTimer);
     clearTimeout(this.#throttleTimer);
     this.sec.dispose();
-    if (this.#out.length > 0) {
-      this.socket.write(this.#out.length === 1 ? (this.#out[0] as Buffer) : Buffer.concat(this.#out));
-      this.#out = [];
-      this.#outBytes = 0;
-    }
+    const rest = this.#takeOut();
+    if (rest !== undefined) this.socket.write(rest);
     this.socket.end();
     // Give the DISCONNECT a moment to leave, then make sure the socket is gone.
     setTimeout(() => this.socket.destroy(), 100).unref();

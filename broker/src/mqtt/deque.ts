@@ -1,6 +1,7 @@
 /** A FIFO queue with O(1) push and shift (a ring that grows). */
 export class Deque<T> {
-  #items: Array<T | undefined> = new Array(16);
+  // Empty until the first push: an idle session's queue should cost nothing.
+  #items: Array<T | undefined> = [];
   #head = 0;
   #size = 0;
 
@@ -36,7 +37,7 @@ export class Deque<T> {
   }
 
   clear(): void {
-    this.#items = new Array(16);
+    this.#items = [];
     this.#head = 0;
     this.#size = 0;
   }
@@ -46,7 +47,7 @@ export class Deque<T> {
   }
 
   #grow(): void {
-    const next = new Array<T | undefined>(this.#items.length * 2);
+    const next = new Array<T | undefined>(Math.max(16, this.#items.length * 2));
     for (let i = 0; i < this.#size; i++) next[i] = this.#items[(this.#head + i) & (this.#items.length - 1)];
     this.#items = next;
     this.#head = 0;

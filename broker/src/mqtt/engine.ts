@@ -97,6 +97,10 @@ export class MqttEngine {
   #sysTimer: NodeJS.Timeout | undefined;
   readonly #limitLogged = new Set<string>();
   readonly #onPublish: MqttEngineOptions['onPublish'];
+  /** The 'error' listener of every connection's socket (one function, not one per socket). */
+  readonly onSocketError = (err: Error): void => {
+    this.log.debug({ err }, 'socket error');
+  };
 
   constructor(opts: MqttEngineOptions) {
     this.config = resolveMqttConfig(opts.config);
@@ -255,10 +259,12 @@ export class MqttEngine {
   onConnected(conn: Connection): void {
     this.#connected++;
     this.metrics.connections.set(this.#connected);
-    conn.log.debug(
-      { clientId: conn.clientId, protocolVersion: conn.protocolVersion, keepAliveSec: conn.keepAliveSec },
-      'mqtt client connected',
-    );
+    // Checked first: the line would make the connection's logger for every client.
+    if (conn.logs('debug'))
+      conn.log.debug(
+        { clientId: conn.clientId, protocolVersion: conn.protocolVersion, keepAliveSec: conn.keepAliveSec },
+        'mqtt client connected',
+      );
   }
 
   /** Runs once per connection when it ends, whatever ended it. */
@@ -276,7 +282,7 @@ export class MqttEngine {
     s.conn = undefined;
     const now = Date.now();
     s.disconnectedAt = now;
-    conn.log.debug({ clientId: s.clientId }, 'mqtt client disconnected');
+    if (conn.logs('debug')) conn.log.debug({ clientId: s.clientId }, 'mqtt client disconnected');
     // A leaving member's unacknowledged shared messages go to another member (DESIGN §2).
     this.#redispatch(s, s.takeShared());
     if (conn.willCancelled) s.will = undefined;
@@ -336,8 +342,10 @@ export class MqttEngine {
     if (publishWill && s.will !== undefined) this.#publishWill(s);
     clearTimeout(s.willTimer);
     s.ended = true;
-    for (const sub of s.subscriptions.values()) this.trie.remove(sub);
-    s.subscriptions.clear();
+    if (s.subscriptionCount > 0) {
+      for (const sub of s.subscriptions.values()) this.trie.remove(sub);
+      s.subscriptions.clear();
+    }
     s.clearMessages();
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
     this.metrics.sessions.set(this.sessions.size);

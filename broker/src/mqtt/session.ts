@@ -43,11 +43,11 @@ export class Session {
   protocolVersion: number;
   expiryIntervalSec: number;
   conn: Connection | undefined;
-  readonly subscriptions = new Map<string, Subscription<Session>>();
-  readonly inflight = new Map<number, Delivery>();
-  readonly queue = new Deque<Delivery>();
-  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-10]. */
-  readonly inboundQos2 = new Set<number>();
+  // Made on first use: most idle clients never need them, and each empty one costs ~200 bytes.
+  #subscriptions: Map<string, Subscription<Session>> | undefined;
+  #inflight: Map<number, Delivery> | undefined;
+  #inboundQos2: Set<number> | undefined;
+  #queue: Deque<Delivery> | undefined;
   will: WillRecord | undefined;
   willTimer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
@@ -61,6 +61,33 @@ export class Session {
     this.clientId = clientId;
     this.protocolVersion = protocolVersion;
     this.expiryIntervalSec = expiryIntervalSec;
+  }
+
+  /** QoS 1/2 messages waiting for room in the window (or for the client to come back). */
+  get queue(): Deque<Delivery> {
+    return (this.#queue ??= new Deque());
+  }
+
+  get queuedCount(): number {
+    return this.#queue?.length ?? 0;
+  }
+
+  get subscriptions(): Map<string, Subscription<Session>> {
+    return (this.#subscriptions ??= new Map());
+  }
+
+  get inflight(): Map<number, Delivery> {
+    return (this.#inflight ??= new Map());
+  }
+
+  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-10]. */
+  get inboundQos2(): Set<number> {
+    return (this.#inboundQos2 ??= new Set());
+  }
+
+  /** Subscriptions, without making the map for a session that has none. */
+  get subscriptionCount(): number {
+    return this.#subscriptions?.size ?? 0;
   }
 
   get isPersistent(): boolean {
@@ -78,7 +105,7 @@ export class Session {
       conn.sendPublish(d, false);
       return undefined;
     }
-    if (conn !== undefined && this.queue.length === 0 && this.inflight.size < conn.outboundWindow) {
+    if (conn !== undefined && this.queuedCount === 0 && this.inflight.size < conn.outboundWindow) {
       this.#send(d, conn);
       return undefined;
     }
@@ -127,7 +154,7 @@ export class Session {
     const conn = this.conn;
     if (conn === undefined) return;
     const now = Date.now();
-    while (this.queue.length > 0 && this.inflight.size < conn.outboundWindow && this.conn === conn) {
+    while (this.queuedCount > 0 && this.inflight.size < conn.outboundWindow && this.conn === conn) {
       const d = this.queue.shift() as Delivery;
       this.engine.queuedDelta(-1);
       if (isExpired(d.message, now)) {
@@ -144,7 +171,7 @@ export class Session {
   resume(): void {
     const conn = this.conn;
     if (conn === undefined) return;
-    for (const d of this.inflight.values()) {
+    for (const d of this.#inflight?.values() ?? []) {
       if (d.released) conn.sendPubrel(d.packetId);
       else conn.sendPublish(d, true);
     }
@@ -196,6 +223,7 @@ export class Session {
    */
   takeShared(): Delivery[] {
     const out: Delivery[] = [];
+    if (this.#inflight === undefined && this.queuedCount === 0) return out;
     for (const [id, d] of this.inflight) {
       if (d.group !== undefined && !d.released) {
         this.inflight.delete(id);
@@ -230,11 +258,11 @@ export class Session {
 
   /** Drops every queued and in-flight message (the session ends). */
   clearMessages(): void {
-    this.engine.inflightDelta(-this.inflight.size);
-    this.engine.queuedDelta(-this.queue.length);
-    this.inflight.clear();
-    this.queue.clear();
-    this.inboundQos2.clear();
+    this.engine.inflightDelta(-(this.#inflight?.size ?? 0));
+    this.engine.queuedDelta(-this.queuedCount);
+    this.#inflight?.clear();
+    this.#queue?.clear();
+    this.#inboundQos2?.clear();
   }
 
   toRecord(): SessionRecord {
@@ -242,7 +270,7 @@ export class Session {
       clientId: this.clientId,
       protocolVersion: this.protocolVersion,
       expiryIntervalSec: this.expiryIntervalSec,
-      subscriptions: [...this.subscriptions.values()].map((s) => {
+      subscriptions: [...(this.#subscriptions?.values() ?? [])].map((s) => {
         const rec: SessionRecord['subscriptions'][number] = {
           filter: s.filter,
           qos: s.qos,

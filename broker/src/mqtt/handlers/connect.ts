@@ -3,8 +3,9 @@ import {
   encodePacket,
   isValidUtf8,
   peekConnectProtocol,
+  PacketDecoder,
+  decodeConnectV3,
   type Frame,
-  type PacketDecoder,
   type PublishProperties,
   type UserProperty,
 } from '../codec.js';
@@ -31,12 +32,19 @@ export function isCleanString(s: string): boolean {
   return !s.includes('\ufffd') && !s.includes('\u0000');
 }
 
+/** 3.1 / 3.1.1 CONNACK: fixed header, remaining length 2, session present flag, return code (§3.2). */
+const CONNACK_ACCEPTED = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+const CONNACK_ACCEPTED_PRESENT = Buffer.from([0x20, 0x02, 0x01, 0x00]);
+
 function sendConnack(conn: Connection, reasonCode: number, sessionPresent: boolean, properties?: IConnackPacket['properties']): void {
-  const p: IConnackPacket =
-    conn.protocolVersion === 5
-      ? { cmd: 'connack', sessionPresent, reasonCode, ...(properties !== undefined ? { properties } : {}) }
-      : { cmd: 'connack', sessionPresent, returnCode: toConnectReturnCode(reasonCode) };
-  conn.write(encodePacket(p, conn.protocolVersion === 5 ? 5 : 4));
+  if (conn.protocolVersion !== 5) {
+    const rc = toConnectReturnCode(reasonCode);
+    // Session Present is 0 with a non-zero return code [MQTT-3.2.2-4]
+    conn.write(rc !== 0 ? Buffer.from([0x20, 0x02, 0x00, rc]) : sessionPresent ? CONNACK_ACCEPTED_PRESENT : CONNACK_ACCEPTED);
+    return;
+  }
+  const p: IConnackPacket = { cmd: 'connack', sessionPresent, reasonCode, ...(properties !== undefined ? { properties } : {}) };
+  conn.write(encodePacket(p, 5));
 }
 
 /** Refuses the CONNECT: CONNACK with the reason, then the connection closes [MQTT-3.2.2-6] [MQTT-3.2.2-7]. */
@@ -51,7 +59,7 @@ function refuse(conn: Connection, reasonCode: number, why: string): void {
  * CONNECT (spec §3.1): validates protocol name and level, flags, client identifier, will and
  * properties; opens, resumes or takes over the session; answers CONNACK.
  */
-export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder): void {
+export function handleConnect(conn: Connection, f: Frame): void {
   const engine = conn.engine;
   const c = engine.config;
   const proto = peekConnectProtocol(f);
@@ -69,8 +77,7 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
     return;
   }
   conn.protocolVersion = proto.level;
-  decoder.protocolVersion = proto.level;
-  const p = decoder.decode(f) as IConnectPacket;
+  const p = decodeConnectV3(f) ?? (PacketDecoder.forVersion(proto.level).decode(f) as IConnectPacket);
   const v5 = proto.level === 5;
   const props = p.properties;
   if (v5 && props?.requestProblemInformation === false) conn.requestProblemInformation = false;
@@ -89,7 +96,7 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
 
   let clientId = p.clientId;
   conn.clientId = clientId;
-  conn.log = conn.log.child({ clientId });
+  conn.refreshLog();
   let assigned: string | undefined;
   if (clientId.length === 0) {
     // 3.1 requires 1-23 characters; 3.1.1 allows an empty id only with CleanSession=1
@@ -100,6 +107,7 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
     }
     clientId = engine.assignClientId();
     conn.clientId = clientId;
+    conn.refreshLog();
     if (v5) assigned = clientId;
   }
 
@@ -206,7 +214,7 @@ export function handleConnect(conn: Connection, f: Frame, decoder: PacketDecoder
       return;
     }
     conn.sec.principal = d.principal;
-    if (d.principal.username !== undefined) conn.log = conn.log.child({ username: d.principal.username });
+    if (d.principal.username !== undefined) conn.refreshLog();
     if (d.expiresAt !== undefined) {
       conn.sec.expireAt(d.expiresAt, () => {
         sec.noteTokenExpired(conn.clientId);
