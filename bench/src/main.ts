@@ -9,6 +9,10 @@ const benches: Record<string, { about: string; load: () => Promise<{ run: (argv:
   kafka: { about: 'Kafka load generator: produce | consume (any broker)', load: () => import('./kafka-bench.js') },
   compare: { about: 'RobustMQ beside Mosquitto and Aedes: standard scenarios, table of medians', load: () => import('./compare.js') },
   sink: { about: 'MQTT server that discards everything: measures the generator alone', load: () => import('./sink.js') },
+  'kafka-vs-journal': {
+    about: 'Kafka produce (acks 1, all) and fetch against a started server beside journal append, one table',
+    load: () => import('./kafka-vs-journal.js'),
+  },
   journal: { about: 'journal storage engine: append, read, multiplexed shards ([dir])', load: () => import('./journal-bench.js') },
   meta: { about: 'meta: committed writes/s and latency on 1 and 3 nodes, watch fan-out', load: () => import('./meta-bench.js') },
 };

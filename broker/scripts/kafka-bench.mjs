@@ -5,6 +5,11 @@
  * in the way). Build first (`npx tsc -b`), then:
  *
  *   node broker/scripts/kafka-bench.mjs <host:port> [records=200000] [recordBytes=1024] [batchBytes=16384] [acks=1] [inflight=16]
+ *
+ * It encodes every request with the generated codecs and decodes every fetched record, so at
+ * these sizes it measures itself more than the broker: use `robust-bench kafka-vs-journal`
+ * (bench/src/kafka-vs-journal.ts), which starts the server, pre-builds its frames and reports
+ * produce ÷ journal and the server's CPU per request in one table.
  */
 import { connect } from 'node:net';
 import { once } from 'node:events';

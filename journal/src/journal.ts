@@ -49,6 +49,12 @@ export interface ReadResult {
   nextOffset: bigint;
   earliestOffset: bigint;
   latestOffset: bigint;
+  /**
+   * Optional: hands the buffer behind `data` back for reuse by later reads. Call it once nothing
+   * refers to `data` any more (e.g. after it was written to a socket), or never: then it is
+   * collected as usual. Using `data` after calling it reads someone else's bytes.
+   */
+  release?: () => void;
 }
 
 export interface SubscribeOptions {
@@ -119,6 +125,7 @@ export class Journal implements JournalClient {
   private readonly metrics: JournalMetrics;
   private readonly counters: Record<EngineKind, EngineCounters>;
   private readonly engines: Record<EngineKind, StorageEngine>;
+  private readonly engineList: readonly StorageEngine[];
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly creating = new Set<string>();
   private readonly registryWrites: GroupCommitQueue<null, null>;
@@ -148,6 +155,7 @@ export class Journal implements JournalClient {
       compacted: new CompactedEngine(ctx('compacted')),
       multiplexed: new MultiplexedEngine(ctx('multiplexed')),
     };
+    this.engineList = Object.values(this.engines);
     this.registryWrites = new GroupCommitQueue(async (items) => {
       await this.writeRegistry();
       return items.map(() => null);
@@ -298,12 +306,14 @@ export class Journal implements JournalClient {
       const remaining = deadline - Date.now();
       if (r.data.length > 0 || r.nextOffset > fromOffset || remaining <= 0) {
         this.counters[engine.kind].readBytes.inc(r.data.length);
-        return {
+        const out: ReadResult = {
           data: r.data,
           nextOffset: r.nextOffset,
           earliestOffset: engine.earliestOffset(shard),
           latestOffset: engine.latestOffset(shard),
         };
+        if (r.release !== undefined) out.release = r.release;
+        return out;
       }
       if (!(await this.waitForData(shard, engine, fromOffset, remaining, opts.signal))) {
         return {
@@ -406,7 +416,8 @@ export class Journal implements JournalClient {
   }
 
   private findEngine(name: string): StorageEngine | undefined {
-    for (const engine of Object.values(this.engines)) if (engine.has(name)) return engine;
+    // on every append and read: a fixed list, no Object.values() array per call
+    for (const engine of this.engineList) if (engine.has(name)) return engine;
     return undefined;
   }
 

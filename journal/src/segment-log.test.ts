@@ -66,9 +66,10 @@ test('segments roll by size with 20-digit base-offset names and .index/.timeinde
 test('segments roll by age', () =>
   withDir(async (dir) => {
     const j = await openTestJournal(dir);
-    await j.createShard('s', { engine: EngineKind.Segment, config: { segmentMs: 20, retentionMs: -1 } });
+    // Long enough that the first two appends land in the first segment even on a busy machine.
+    await j.createShard('s', { engine: EngineKind.Segment, config: { segmentMs: 300, retentionMs: -1 } });
     await fill(j, 's', 2);
-    await new Promise((r) => setTimeout(r, 40));
+    await new Promise((r) => setTimeout(r, 350));
     await fill(j, 's', 1, 2);
     assert.deepEqual(await logFiles(dir, 's'), ['00000000000000000000.log', '00000000000000000002.log']);
     await j.close();
@@ -90,6 +91,8 @@ test('retention by size and by age deletes whole sealed segments', () =>
     await fill(j, 'age', 100); // timestamps around 1970: far older than a minute
     const age = await j.getShard('age');
     assert.ok(age.earliestOffset > 0n, 'old segments deleted on roll');
+    // Retention runs after a roll, once the sealed segment's background sync is done.
+    for (let i = 0; i < 200 && (await logFiles(dir, 'age')).length > 1; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal((await logFiles(dir, 'age')).length, 1, 'only the active segment is kept');
     await j.close();
   }));

@@ -8,9 +8,12 @@ import { GroupCommitQueue } from './group-commit.js';
 import type { JournalMetrics } from './metrics.js';
 import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BatchField, decodeRecordBatch } from './record-batch.js';
 import { Segment, batchFramingProblem } from './segment.js';
+import { ReadBufferPool } from './read-buffers.js';
 import { assignOffsets, checkOffset, type AppendInput, type AppendResult, type EngineReadResult } from './storage-engine.js';
 
 const CLEAN_MARKER = '.clean';
+/** Buffers of large reads, shared by every shard of the process (see ReadBufferPool). */
+const readBuffers = new ReadBufferPool();
 const LOG_START_FILE = 'log-start-offset';
 
 /**
@@ -273,17 +276,32 @@ export class SegmentLog {
 
   private async roll(): Promise<void> {
     const old = this.active;
-    await old.writeIndexes(true);
     old.sealed = true;
     const seg = await Segment.create(this.dir, old.nextOffset);
-    await fsyncDir(this.dir);
+    // A sync-per-append shard acknowledges appends in the new file: its name must be durable first.
+    if (this.config.fsyncPolicy === FsyncPolicy.Always) await fsyncDir(this.dir);
     this.segments.push(seg);
+    // The sealed segment's index files — and for the other policies its data (up to a whole
+    // segment of dirty pages) and the directory — are written and synced off the append path.
+    // A crash before that only costs an index rebuild on the next start.
+    old.sealing = this.seal(old);
     this.metrics.segmentsRolled.inc();
     this.log.info({ file: seg.logPath, baseOffset: seg.baseOffset.toString() }, 'segment rolled');
     void this.enforceRetention();
   }
 
   /** Deletes whole sealed segments beyond retentionMs / retentionBytes or below logStart. */
+  private async seal(seg: Segment): Promise<void> {
+    try {
+      await seg.writeIndexes(true);
+      if (this.config.fsyncPolicy !== FsyncPolicy.Always) await fsyncDir(this.dir);
+    } catch (err) {
+      this.log.warn({ err, file: seg.logPath }, 'sealing a rolled segment failed; its indexes are rebuilt on the next start');
+    } finally {
+      seg.sealing = undefined;
+    }
+  }
+
   async enforceRetention(now = Date.now()): Promise<void> {
     const { retentionMs, retentionBytes } = this.config;
     let total = this.segments.reduce((n, s) => n + s.size, 0);
@@ -297,6 +315,7 @@ export class SegmentLog {
       total -= s.size;
       const next = this.segments[0]!.baseOffset;
       if (this.logStart < next) this.logStart = next;
+      await s.sealing;
       await s.destroy();
       this.metrics.segmentsDeleted.inc();
       this.log.info({ file: s.logPath, reason: deleted ? 'deleteRecords' : expired ? 'retentionMs' : 'retentionBytes' }, 'segment deleted');
@@ -342,20 +361,22 @@ export class SegmentLog {
 
   /**
    * One read into one buffer: from the index entry at or before `from`, skip to the batch that
-   * contains `from`, then return whole batches up to maxBytes as a view of that buffer.
+   * contains `from`, then return whole batches up to maxBytes as a view of that buffer. Large
+   * buffers come from the read pool and go back to it through the result's `release`.
    */
   private async readSegment(seg: Segment, from: bigint, maxBytes: number): Promise<EngineReadResult> {
     const end = seg.size;
     let bufPos = seg.index.lookup(Number(from - seg.baseOffset)).position;
-    let buf = await seg.readAt(bufPos, Math.min(end - bufPos, maxBytes + this.config.indexIntervalBytes));
+    let buf = await seg.readAt(bufPos, Math.min(end - bufPos, maxBytes + this.config.indexIntervalBytes), readBuffers);
     let off = 0;
     // 1. find the batch containing `from`
     let size: number;
     for (;;) {
       if (off + BATCH_HEADER_BYTES > buf.length) {
         const pos = bufPos + off;
+        readBuffers.releaser(buf)(); // nothing of it was returned
         if (pos >= end) return { data: Buffer.alloc(0), nextOffset: seg.nextOffset };
-        buf = await seg.readAt(pos, Math.min(end - pos, maxBytes + BATCH_HEADER_BYTES));
+        buf = await seg.readAt(pos, Math.min(end - pos, maxBytes + BATCH_HEADER_BYTES), readBuffers);
         bufPos = pos;
         off = 0;
         if (buf.length < BATCH_HEADER_BYTES) throw this.corrupt(seg, pos, 'truncated batch header');
@@ -371,7 +392,8 @@ export class SegmentLog {
     const first = bufPos + off;
     const want = Math.max(size, Math.min(end - first, maxBytes));
     if (buf.length - off < want) {
-      buf = await seg.readAt(first, want);
+      readBuffers.releaser(buf)();
+      buf = await seg.readAt(first, want, readBuffers);
       bufPos = first;
       off = 0;
     }
@@ -397,7 +419,7 @@ export class SegmentLog {
       cur += n;
     }
     if (expected === null) throw this.corrupt(seg, first, 'truncated batch');
-    return { data: buf.subarray(off, cur), nextOffset: expected };
+    return { data: buf.subarray(off, cur), nextOffset: expected, release: readBuffers.releaser(buf) };
   }
 
   async offsetForTimestamp(ts: number): Promise<bigint | null> {
@@ -452,7 +474,10 @@ export class SegmentLog {
     } catch (err) {
       this.log.warn({ err }, 'clean close failed; the next open rebuilds indexes');
     }
-    for (const seg of this.segments) await seg.close();
+    for (const seg of this.segments) {
+      await seg.sealing;
+      await seg.close();
+    }
   }
 
   /** Closes and removes the shard's directory. */
@@ -460,7 +485,10 @@ export class SegmentLog {
     this.closed = true;
     this.stopTimers();
     await this.queue.idle();
-    for (const seg of this.segments) await seg.destroy();
+    for (const seg of this.segments) {
+      await seg.sealing;
+      await seg.destroy();
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -4,6 +4,7 @@ import { crc32c } from '@robustmq/common';
 import { wrapFsError } from './fs-util.js';
 import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, BatchField } from './record-batch.js';
 import { OffsetIndex, TimeIndex } from './segment-index.js';
+import type { ReadBufferPool } from './read-buffers.js';
 
 /** Kafka-style file stem: the base offset as 20 zero-padded digits. */
 export function segmentStem(baseOffset: bigint): string {
@@ -41,16 +42,19 @@ export function batchFramingProblem(buf: Buffer, pos: number, maxSize: number, v
   return null;
 }
 
-/** Reads exactly `length` bytes at `position` into one buffer (fewer only at end of file). */
-export async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/**
+ * Reads exactly `length` bytes at `position` into one buffer (fewer only at end of file), taken
+ * from `pool` when given (the result is then a view of a pooled buffer).
+ */
+export async function readAt(fh: FileHandle, position: number, length: number, pool?: ReadBufferPool): Promise<Buffer> {
+  const buf = pool === undefined ? Buffer.allocUnsafe(length) : pool.take(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
-  return done === length ? buf : buf.subarray(0, done);
+  return done === buf.length ? buf : buf.subarray(0, done);
 }
 
 /**
@@ -129,6 +133,8 @@ export class Segment {
    * every batch before writing it) or on an earlier read — so reads need not check them again.
    */
   verifiedEnd = 0;
+  /** Set while a rolled segment's indexes and data are written and synced in the background. */
+  sealing: Promise<void> | undefined;
   private readers = 0;
   private deleted = false;
 
@@ -170,9 +176,9 @@ export class Segment {
     }
   }
 
-  /** Reads exactly `length` bytes at `position` (fewer only at end of file). */
-  readAt(position: number, length: number): Promise<Buffer> {
-    return readAt(this.fh, position, length);
+  /** Reads exactly `length` bytes at `position` (fewer only at end of file), into a buffer of `pool` if given. */
+  readAt(position: number, length: number, pool?: ReadBufferPool): Promise<Buffer> {
+    return readAt(this.fh, position, length, pool);
   }
 
   /** Runs `fn` as a reader: the file handle stays open until it finishes, even if the segment is deleted. */

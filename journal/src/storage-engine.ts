@@ -24,6 +24,8 @@ export interface EngineReadResult {
   data: Buffer;
   /** Offset to read from next: after the last returned batch (or further, past compacted gaps). */
   nextOffset: bigint;
+  /** Lets the engine reuse the buffer behind `data` (see ReadResult.release). */
+  release?: () => void;
 }
 
 /** What the registry persists about a shard. */

@@ -18,6 +18,11 @@ export interface KafkaConfig {
   maxRequestBytes: number;
   /** Longest a response write may wait for a full socket buffer before the connection is closed. */
   drainTimeoutMs: number;
+  /**
+   * Produce requests of one connection served at once (their appends overlap; responses keep
+   * request order); reaching it stops reading the connection. 1 = one request at a time.
+   */
+  maxInflightProduceRequests: number;
   /** Idempotent-producer state idle longer than this is forgotten (Kafka `transactional.id.expiration.ms`-like). */
   producerIdleExpiryMs: number;
   /**
@@ -41,6 +46,7 @@ export const KAFKA_DEFAULTS: Readonly<KafkaConfig> = Object.freeze({
   groupMaxSessionTimeoutMs: 1_800_000,
   maxRequestBytes: 100 * 1024 * 1024,
   drainTimeoutMs: 30_000,
+  maxInflightProduceRequests: 16,
   producerIdleExpiryMs: 7 * 24 * 3600 * 1000,
   bindings: '',
   saslMechanisms: '',

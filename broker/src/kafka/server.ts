@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
-import type { JournalClient } from '@robustmq/journal';
+import { GrpcJournalClient, type JournalClient } from '@robustmq/journal';
 import type { Message } from '../mqtt/message.js';
 import { resolveKafkaConfig, type KafkaConfig } from './config.js';
 import type { Handler, KafkaBrokerAddress, KafkaContext, RequestInfo } from './context.js';
@@ -17,6 +17,7 @@ import { BindingManager } from './bindings.js';
 import { Framer } from './framing.js';
 import { API_KEY_API_VERSIONS, apiFor, decodeRequestHeader, encodeResponseFrame, type ApiCodec } from './protocol.js';
 import { API_BY_KEY } from './messages/index.js';
+import type { ProduceRequest } from './messages/produce/index.js';
 import { KafkaError } from './errors.js';
 import {
   apiVersionsBody,
@@ -27,12 +28,13 @@ import {
   handleDescribeConfigs,
   handleMetadata,
 } from './handlers/admin.js';
-import { handleProduce } from './handlers/produce.js';
+import { handleProduce, produce } from './handlers/produce.js';
+import { ResponsePipeline } from './pipeline.js';
 import { handleDeleteGroups, handleOffsetDelete } from './handlers/group-admin.js';
 import { handleAlterConfigs, handleCreatePartitions, handleDeleteRecords, handleIncrementalAlterConfigs } from './handlers/topic-admin.js';
 import { handleSaslAuthenticate, handleSaslHandshake } from './handlers/sasl.js';
 import { parseSaslMechanisms, SaslAuthError, SaslConnection, type SaslMechanism, type SaslUserSource } from './sasl.js';
-import { handleFetch, handleListOffsets } from './handlers/fetch.js';
+import { handleFetch, handleListOffsets, releaseResponseBuffers } from './handlers/fetch.js';
 import {
   handleDescribeGroups,
   handleFindCoordinator,
@@ -104,6 +106,9 @@ export interface KafkaServerOptions {
 const API_KEY_SASL_HANDSHAKE = 17;
 const API_KEY_SASL_AUTHENTICATE = 36;
 const UNAUTHENTICATED_APIS: ReadonlySet<number> = new Set([API_KEY_API_VERSIONS, API_KEY_SASL_HANDSHAKE, API_KEY_SASL_AUTHENTICATE]);
+const API_KEY_PRODUCE = 0;
+/** Request bytes a connection's pipelined Produce requests may hold (one larger request still runs, alone). */
+const PIPELINED_REQUEST_BYTES = 16 * 1024 * 1024;
 
 /** A listener's view of the Kafka server (the TLS listener advertises its own port). */
 export interface KafkaListenerOptions {
@@ -117,6 +122,8 @@ interface KafkaConnection {
   clientHost: string;
   signal: AbortSignal;
   log: Logger;
+  /** Pipelined Produce requests and their responses, in request order. */
+  pipeline: ResponsePipeline;
 }
 
 /**
@@ -144,6 +151,11 @@ export class KafkaServer {
   #ctx: KafkaContext | undefined;
   #nextConnId = 1;
   #unsubscribeCluster: (() => void) | undefined;
+  /** Produce requests a connection may have in flight (see KafkaConfig.maxInflightProduceRequests). */
+  readonly #produceDepth: number;
+  /** Labelled metric children by API/version/outcome (prom-client hashes label objects on every call). */
+  readonly #requestCounters = new Map<string, { inc: () => void }>();
+  readonly #requestTimers = new Map<string, { observe: (v: number) => void }>();
 
   constructor(opts: KafkaServerOptions) {
     this.#opts = opts;
@@ -152,6 +164,9 @@ export class KafkaServer {
     this.#saslMechanisms = parseSaslMechanisms(this.config.saslMechanisms);
     if (this.#saslMechanisms.length > 0 && opts.users === undefined) throw new Error('kafka.saslMechanisms needs a user source');
     this.metrics = createKafkaMetrics(opts.registry);
+    // Overlapping appends keep request order only when the journal takes calls in order, as the
+    // in-process Journal does (its group commit queue); over gRPC a retried call could overtake.
+    this.#produceDepth = opts.journal instanceof GrpcJournalClient ? 1 : this.config.maxInflightProduceRequests;
     this.streams = new StreamRegistry(opts.meta, opts.journal, opts.log);
     this.groups = new GroupCoordinator({
       log: opts.log,
@@ -290,15 +305,27 @@ export class KafkaServer {
         clientHost,
         signal: closed.signal,
         log,
+        pipeline: new ResponsePipeline(this.#produceDepth, PIPELINED_REQUEST_BYTES, {
+          write: (chunks) => this.#send(socket, chunks),
+          cork: () => socket.cork(),
+          uncork: () => socket.uncork(),
+          onError: (err) => {
+            if (!closed.signal.aborted) log.debug({ err }, 'kafka connection closed on error');
+            socket.destroy();
+          },
+        }),
       };
       for await (const chunk of socket as AsyncIterable<Buffer>) {
         this.metrics.bytesIn.inc(chunk.length);
         for (const frame of framer.push(chunk)) {
-          if (conn.sasl.raw) await this.#handleRawSasl(socket, frame, conn);
-          else await this.#handle(socket, frame, conn);
+          if (conn.sasl.raw) {
+            await conn.pipeline.idle();
+            await this.#handleRawSasl(socket, frame, conn);
+          } else await this.#handle(socket, frame, conn);
           if (socket.destroyed) return;
         }
       }
+      await conn.pipeline.idle(); // the client ended its side: answer what it sent
     } catch (err) {
       if (!closed.signal.aborted) log.debug({ err }, 'kafka connection closed on error');
     } finally {
@@ -343,6 +370,7 @@ export class KafkaServer {
       if (header.apiKey === API_KEY_API_VERSIONS) {
         // An ApiVersions version we do not know: answer UNSUPPORTED_VERSION in the v0 shape with
         // our ranges, so the client retries with one of them (KIP-511).
+        await conn.pipeline.idle();
         const apiVersions = API_BY_KEY[API_KEY_API_VERSIONS] as ApiCodec;
         await this.#send(
           socket,
@@ -357,19 +385,46 @@ export class KafkaServer {
     }
     const version = header.apiVersion;
     const req = api.codecs[version]!.decodeRequest(body);
-    const handler = HANDLERS[api.key]!;
     const info: RequestInfo = { apiVersion: version, clientId: header.clientId ?? '', clientHost, signal, sasl };
+    if (api.key === API_KEY_PRODUCE) {
+      // Pipelined: the next request may start once this one's appends are handed to the journal.
+      await conn.pipeline.room(frame.length);
+      let onIssued: () => void = () => undefined;
+      const issued = new Promise<void>((resolve) => (onIssued = resolve));
+      const response = produce(ctx, req as ProduceRequest, info, onIssued).then(
+        (resp) => {
+          this.#countRequest(api.name, version, 'ok');
+          this.#timeRequest(api.name, started);
+          return resp === undefined || socket.destroyed ? undefined : encodeResponseFrame(api, version, header.correlationId, resp);
+        },
+        (err: unknown) => {
+          onIssued();
+          this.#countRequest(api.name, version, 'closed');
+          log.warn({ err, api: api.name, version }, 'kafka request failed; closing');
+          throw err;
+        },
+      );
+      conn.pipeline.push(response, frame.length);
+      await issued;
+      return;
+    }
+    await conn.pipeline.idle();
+    const handler = HANDLERS[api.key]!;
     let resp: unknown;
     try {
       resp = await (handler as (c: KafkaContext, r: unknown, i: RequestInfo) => Promise<unknown>)(ctx, req, info);
     } catch (err) {
-      this.metrics.requests.inc({ api: api.name, version: String(version), outcome: 'closed' });
+      this.#countRequest(api.name, version, 'closed');
       log.warn({ err, api: api.name, version }, 'kafka request failed; closing');
       throw err;
     }
-    this.metrics.requests.inc({ api: api.name, version: String(version), outcome: 'ok' });
-    if (resp !== undefined && !socket.destroyed) await this.#send(socket, encodeResponseFrame(api, version, header.correlationId, resp));
-    this.metrics.requestDuration.observe({ api: api.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    this.#countRequest(api.name, version, 'ok');
+    // Fetch records are views of the journal's read buffers: they go back once written.
+    const written = (): void => releaseResponseBuffers(resp);
+    if (resp !== undefined && !socket.destroyed)
+      await this.#send(socket, encodeResponseFrame(api, version, header.correlationId, resp), written);
+    else written();
+    this.#timeRequest(api.name, started);
     if (sasl.failed) {
       // Kafka closes the connection after a failed exchange: flush the response, then end.
       await new Promise<void>((resolve) => socket.end(resolve));
@@ -377,15 +432,40 @@ export class KafkaServer {
     }
   }
 
-  /** Writes a response; a full socket buffer is waited on with a deadline, never ignored. */
-  async #send(socket: Socket, chunks: Buffer[]): Promise<void> {
+  #countRequest(api: string, version: number, outcome: 'ok' | 'closed'): void {
+    const key = `${api}/${version}/${outcome}`;
+    let c = this.#requestCounters.get(key);
+    if (c === undefined) {
+      c = this.metrics.requests.labels(api, String(version), outcome);
+      this.#requestCounters.set(key, c);
+    }
+    c.inc();
+  }
+
+  #timeRequest(api: string, started: bigint): void {
+    let h = this.#requestTimers.get(api);
+    if (h === undefined) {
+      h = this.metrics.requestDuration.labels(api);
+      this.#requestTimers.set(api, h);
+    }
+    h.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /**
+   * Writes a response; a full socket buffer is waited on with a deadline, never ignored.
+   * `written` runs once the kernel has all of it, or the write failed (the socket is gone).
+   */
+  async #send(socket: Socket, chunks: Buffer[], written?: () => void): Promise<void> {
     let ok = true;
     let bytes = 0;
     if (chunks.length > 1) socket.cork();
-    for (const c of chunks) {
+    const last = chunks.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const c = chunks[i]!;
       bytes += c.length;
-      ok = socket.write(c);
+      ok = i === last && written !== undefined ? socket.write(c, () => written()) : socket.write(c);
     }
+    if (last < 0) written?.();
     if (chunks.length > 1) socket.uncork();
     this.metrics.bytesOut.inc(bytes);
     if (!ok && !socket.destroyed) await once(socket, 'drain', { signal: AbortSignal.timeout(this.config.drainTimeoutMs) });

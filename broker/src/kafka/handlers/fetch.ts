@@ -13,12 +13,36 @@ interface Slot {
   out: PartitionData;
   fetchOffset: bigint;
   maxBytes: number;
+  /** Gives the journal back the buffer behind `out.records` (see ReadResult.release). */
+  release: (() => void) | undefined;
+}
+
+/** Releases of the read buffers behind a Fetch response, until it has been written. */
+const responseBuffers = new WeakMap<object, Slot[]>();
+
+/**
+ * Gives the journal back the buffers a Fetch response's records lie in: the server calls it
+ * once the response was written to the socket (or will not be). Anything else is ignored.
+ */
+export function releaseResponseBuffers(resp: unknown): void {
+  if (typeof resp !== 'object' || resp === null) return;
+  const slots = responseBuffers.get(resp);
+  if (slots === undefined) return;
+  responseBuffers.delete(resp);
+  for (const s of slots) dropRecords(s);
+}
+
+function dropRecords(slot: Slot): void {
+  slot.out.records = EMPTY;
+  slot.release?.();
+  slot.release = undefined;
 }
 
 /** Reads one partition without waiting; fills `slot.out` and returns the bytes it added. */
 async function readSlot(ctx: KafkaContext, slot: Slot, budget: number): Promise<number> {
   if (slot.shard === undefined) return 0;
   const out = slot.out;
+  dropRecords(slot); // a re-read after a long-poll wake replaces what the last one found
   try {
     const r = await ctx.journal.read(slot.shard, slot.fetchOffset, {
       maxBytes: Math.max(1, Math.min(slot.maxBytes, budget)),
@@ -26,6 +50,7 @@ async function readSlot(ctx: KafkaContext, slot: Slot, budget: number): Promise<
     });
     out.errorCode = 0;
     out.records = r.data;
+    slot.release = r.release;
     out.highWatermark = r.latestOffset;
     out.lastStableOffset = r.latestOffset;
     out.logStartOffset = r.earliestOffset;
@@ -76,7 +101,7 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
         }
       }
       partitions.push(out);
-      slots.push({ stream, shard, out, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes });
+      slots.push({ stream, shard, out, fetchOffset: p.fetchOffset, maxBytes: p.partitionMaxBytes, release: undefined });
     }
     responses.push({ topic: stream?.name ?? t.topic ?? '', topicId: stream?.topicId ?? t.topicId ?? ZERO_UUID, partitions });
   }
@@ -87,7 +112,7 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
       const budget = req.maxBytes - total;
       // the response-level limit: the first partition with data is returned whole, as Kafka does
       if (budget <= 0 && total > 0) {
-        s.out.records = EMPTY;
+        dropRecords(s);
         continue;
       }
       total += await readSlot(ctx, s, budget <= 0 ? s.maxBytes : budget);
@@ -126,7 +151,9 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
       ctx.metrics.parkedFetches.dec();
     }
   }
-  return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
+  const resp: FetchResponse = { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses };
+  responseBuffers.set(resp, slots);
+  return resp;
 }
 
 /** ListOffsets v1–8: −1 latest, −2 earliest, −3 the record with the largest timestamp, −4 earliest local (= earliest), else by timestamp. */

@@ -32,13 +32,21 @@ function checkBatch(records: Buffer, version: number): ReturnType<typeof readBat
   return h;
 }
 
+/** Appends one partition's batch; `issued` is called once, when the append was handed to the journal or will not be. */
 async function producePartition(
   ctx: KafkaContext,
   s: StreamRecord,
   partition: number,
   records: Buffer | null,
   version: number,
+  issued: () => void,
 ): Promise<PartitionProduceResponse> {
+  let told = false;
+  const tell = (): void => {
+    if (told) return;
+    told = true;
+    issued();
+  };
   const out: PartitionProduceResponse = {
     index: partition,
     errorCode: 0,
@@ -62,7 +70,9 @@ async function producePartition(
       out.baseOffset = claim.duplicateOf;
     } else {
       try {
-        const r = await ctx.journal.append(shard, records);
+        const appending = ctx.journal.append(shard, records);
+        tell();
+        const r = await appending;
         claim.done(r.baseOffset);
         out.baseOffset = r.baseOffset;
       } catch (err) {
@@ -80,6 +90,8 @@ async function producePartition(
     out.errorCode = kafkaErrorOf(err);
     out.errorMessage = (err as Error).message;
     if (out.errorCode === KafkaError.UNKNOWN_SERVER_ERROR) ctx.log.warn({ err, topic: s.name, partition }, 'produce failed');
+  } finally {
+    tell();
   }
   return out;
 }
@@ -90,9 +102,28 @@ async function producePartition(
  * refused by the journal (MESSAGE_TOO_LARGE). v10 and v11 only add tagged leader hints (every
  * broker serves every partition, so there are none to give) and an error code for transactions.
  */
-export async function handleProduce(ctx: KafkaContext, req: ProduceRequest, info: RequestInfo): Promise<ProduceResponse | undefined> {
+export function handleProduce(ctx: KafkaContext, req: ProduceRequest, info: RequestInfo): Promise<ProduceResponse | undefined> {
+  return produce(ctx, req, info, () => undefined);
+}
+
+/**
+ * Produce as `handleProduce`, telling `onIssued` once every partition's append has been handed
+ * to the journal (or will not be): the server starts a connection's next Produce only then, so
+ * appends to a partition keep request order while their writes overlap.
+ */
+export async function produce(
+  ctx: KafkaContext,
+  req: ProduceRequest,
+  info: RequestInfo,
+  onIssued: () => void,
+): Promise<ProduceResponse | undefined> {
   const v = info.apiVersion;
   const responses: TopicProduceResponse[] = [];
+  // partitions (and topics being resolved) whose appends are not handed to the journal yet, +1 until all are counted
+  let unissued = 1;
+  const issued = (): void => {
+    if (--unissued === 0) onIssued();
+  };
   if (req.transactionalId !== null) {
     for (const t of req.topicData) {
       responses.push({
@@ -120,31 +151,52 @@ export async function handleProduce(ctx: KafkaContext, req: ProduceRequest, info
     }
   } else {
     const work = req.topicData.map(async (t): Promise<TopicProduceResponse> => {
-      let s = ctx.streams.get(t.name);
-      if (s === undefined && ctx.config.autoCreateTopics) {
-        try {
-          s = await ctx.streams.create(t.name, ctx.config.defaultPartitions, ctx.config.streamEngine);
-        } catch {
-          s = ctx.streams.get(t.name);
-        }
+      unissued++;
+      let topicIssued = false;
+      const tellTopic = (): void => {
+        if (topicIssued) return;
+        topicIssued = true;
+        issued();
+      };
+      try {
+        return await produceTopic(t, tellTopic);
+      } finally {
+        tellTopic();
       }
-      if (s === undefined) {
-        return {
-          name: t.name,
-          partitionResponses: t.partitionData.map((p) => ({
-            index: p.index,
-            errorCode: KafkaError.UNKNOWN_TOPIC_OR_PARTITION,
-            baseOffset: -1n,
-            logAppendTimeMs: -1n,
-          })),
-        };
-      }
-      const stream = s;
-      const partitionResponses = await Promise.all(t.partitionData.map((p) => producePartition(ctx, stream, p.index, p.records, v)));
-      return { name: t.name, partitionResponses };
     });
+    issued();
     responses.push(...(await Promise.all(work)));
   }
+  if (unissued > 0) issued(); // transactional or bad acks: nothing was appended
   if (req.acks === 0) return undefined;
   return { responses, throttleTimeMs: 0 };
+
+  async function produceTopic(t: ProduceRequest['topicData'][number], tellTopic: () => void): Promise<TopicProduceResponse> {
+    let s = ctx.streams.get(t.name);
+    if (s === undefined && ctx.config.autoCreateTopics) {
+      try {
+        s = await ctx.streams.create(t.name, ctx.config.defaultPartitions, ctx.config.streamEngine);
+      } catch {
+        s = ctx.streams.get(t.name);
+      }
+    }
+    if (s === undefined) {
+      return {
+        name: t.name,
+        partitionResponses: t.partitionData.map((p) => ({
+          index: p.index,
+          errorCode: KafkaError.UNKNOWN_TOPIC_OR_PARTITION,
+          baseOffset: -1n,
+          logAppendTimeMs: -1n,
+        })),
+      };
+    }
+    const stream = s;
+    const parts = t.partitionData.map((p) => {
+      unissued++;
+      return producePartition(ctx, stream, p.index, p.records, v, issued);
+    });
+    tellTopic();
+    return { name: t.name, partitionResponses: await Promise.all(parts) };
+  }
 }

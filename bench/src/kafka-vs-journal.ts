@@ -1,0 +1,555 @@
+/**
+ * `robust-bench kafka-vs-journal`: the Kafka path against the journal underneath it, in one run
+ * (issue #7: produce ≥ 0.8 of the journal's own append rate, consume ≥ 1 GB/s from the page cache).
+ *
+ * 1. journal: the same RecordBatches appended in this process to a fresh Journal with the server's
+ *    defaults (segment engine, fsync policy `interval`), one shard per partition, round-robin,
+ *    with as many appends in flight as the producer has requests in flight;
+ * 2. Kafka produce, for each --acks: a robust-server started here (a separate process; or --port),
+ *    one connection sending pre-built Produce v3 frames (ProduceFrame: only the correlation id,
+ *    partition, timestamps and CRC are patched per send) with --inflight requests pipelined;
+ * 3. Kafka fetch: the acks=1 topic read back from offset 0 (it was just written: page cache) by
+ *    one connection with Fetch v4 of --fetch-max-bytes over all partitions. Responses are parsed
+ *    as they stream in, into one reused read buffer (`onread`): only frame, partition and batch
+ *    headers are looked at, nothing is copied or joined.
+ *
+ * Besides wall-clock rates it reports the server's CPU time per request / per GB (from
+ * /proc/<pid>/stat), which stays comparable when other work on the machine skews the rates.
+ * Bounded by --timeout; stops only the server it started, by PID.
+ */
+import net from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Compression, type Journal } from '@robustmq/journal';
+import { openTestJournal } from '@robustmq/journal/testing';
+import { startBroker, stopProcess, type Broker } from './compare.js';
+import { KafkaConnection, KafkaProducer, type KafkaTarget } from './kafka-client.js';
+import {
+  ApiKey,
+  buildBatch,
+  decodeCreateTopicsResponse,
+  decodeListOffsetsResponse,
+  encodeCreateTopicsRequest,
+  encodeFetchRequest,
+  encodeListOffsetsRequest,
+  encodeRequest,
+  kafkaErrorName,
+} from './kafka-wire.js';
+import { Pump } from './mqtt-client.js';
+import { parseOptions, renderHelp, usageError, type OptionTable, type OptionValues } from './options.js';
+import { ErrorCounts, Histogram } from './stats.js';
+
+const options = {
+  records: { type: 'number', min: 1, default: 200_000, short: 'n', help: 'records per produce case (and appended to the journal)' },
+  'record-bytes': { type: 'number', min: 1, default: 1024, help: 'record value bytes' },
+  'batch-bytes': { type: 'number', min: 1, default: 16_384, help: 'record value bytes per RecordBatch (= per produce request)' },
+  inflight: { type: 'number', min: 1, default: 16, help: 'produce requests (journal appends) in flight' },
+  partitions: { type: 'number', min: 1, default: 4, help: 'partitions of each topic (journal shards), written round-robin' },
+  acks: { type: 'string', default: '1,all', help: 'comma-separated produce cases: 0, 1, all' },
+  'fetch-max-bytes': { type: 'number', min: 1024, default: 50 * 1024 * 1024, help: 'Fetch max_bytes (whole response)' },
+  'partition-max-bytes': { type: 'number', min: 1024, default: 16 * 1024 * 1024, help: 'Fetch partition_max_bytes' },
+  warmup: {
+    type: 'number',
+    min: 0,
+    default: 50_000,
+    help: 'records produced (and appended to the journal) before the timed cases, so the JIT is warm',
+  },
+  'fetch-passes': { type: 'number', min: 1, default: 3, help: 'times the acks=1 topic is read from the start' },
+  port: { type: 'number', min: 1, max: 65535, short: 'p', help: 'Kafka port of a running server (default: start one)' },
+  'server-pid': { type: 'number', min: 1, help: 'with --port: the server process, for its CPU time' },
+  'server-cpu-prof': { type: 'string', help: 'directory for a CPU profile of the started server (node --cpu-prof)' },
+  timeout: { type: 'number', min: 1, default: 300, help: 'seconds before the run is abandoned (the server is stopped)' },
+  json: { type: 'boolean', default: false, help: 'print the rows as JSON' },
+  help: { type: 'boolean', default: false, help: 'show this help' },
+} as const satisfies OptionTable;
+
+const USAGE = `robust-bench kafka-vs-journal [options]
+
+Journal append (in this process) beside Kafka produce (acks 1 and all) and Kafka fetch from the
+page cache against a robust-server it starts, with the same RecordBatches; prints one table with
+produce / journal. Example: robust-bench kafka-vs-journal -n 200000 --record-bytes 1024 --batch-bytes 16384`;
+
+export interface Row {
+  case: string;
+  records: number;
+  seconds: number;
+  recordsPerS: number;
+  /** Record batch bytes per second, 10^6 bytes. */
+  MBps: number;
+  /** Produce rate / the journal's rate at the same in-flight depth. */
+  ratio: number | null;
+  /** CPU of the process doing the work (journal: this process; Kafka: the server), ms. */
+  cpuMs: number;
+  /** Per request (journal: per append) for produce, per GB for fetch. */
+  cpuPer: string;
+  errors: number;
+}
+
+interface Settings {
+  records: number;
+  recordBytes: number;
+  perBatch: number;
+  batches: number;
+  batchBytes: number;
+  inflight: number;
+  partitions: number;
+  acks: number[];
+  fetchMaxBytes: number;
+  partitionMaxBytes: number;
+  fetchPasses: number;
+  warmupBatches: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The server this run started, killed by PID if the run times out. */
+let started: Broker | undefined;
+
+/** utime + stime of a process in ms (Linux /proc; clock ticks assumed 100/s, as everywhere). */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+async function journalCase(s: Settings, batch: Buffer): Promise<Row> {
+  const dir = await mkdtemp(join(tmpdir(), 'robust-bench-kvj-'));
+  let j: Journal | undefined;
+  try {
+    j = await openTestJournal(dir); // the server's defaults: segment engine, fsync interval
+    const shards = Array.from({ length: s.partitions }, (_, p) => `kafka/bench/${p}`);
+    for (const name of shards) await j.createShard(name);
+    const journal = j;
+    const warm = Buffer.from(batch);
+    for (let i = 0; i < s.warmupBatches; i++) await journal.append(shards[i % shards.length]!, warm);
+    let next = 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      const own = Buffer.from(batch); // append rewrites the base offset in place
+      while (next < s.batches) {
+        const i = next++;
+        await journal.append(shards[i % shards.length]!, own);
+      }
+    };
+    await Promise.all(Array.from({ length: s.inflight }, worker));
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    return {
+      case: `journal append, ${s.inflight} in flight`,
+      records: s.batches * s.perBatch,
+      seconds: secs,
+      recordsPerS: (s.batches * s.perBatch) / secs,
+      MBps: (s.batches * batch.length) / secs / 1e6,
+      ratio: null,
+      cpuMs,
+      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/append`,
+      errors: 0,
+    };
+  } finally {
+    await j?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function createTopic(target: KafkaTarget, topic: string, partitions: number): Promise<void> {
+  const errors = new ErrorCounts();
+  const c = new KafkaConnection(target, errors);
+  await c.connect();
+  try {
+    const r = decodeCreateTopicsResponse(await c.request(ApiKey.CreateTopics, encodeCreateTopicsRequest(topic, partitions, 1, 10_000)));
+    for (const t of r) if (t.error !== 0) throw new Error(`create topic ${topic}: ${kafkaErrorName(t.error)} ${t.message ?? ''}`);
+  } finally {
+    await c.close();
+  }
+}
+
+async function produceCase(
+  s: Settings,
+  target: KafkaTarget,
+  pid: number | undefined,
+  topic: string,
+  acks: number,
+  batch: Buffer,
+): Promise<Row> {
+  await createTopic(target, topic, s.partitions);
+  const errors = new ErrorCounts();
+  const count = s.batches * s.perBatch;
+  const producer = new KafkaProducer(target, errors, new Histogram(), {
+    topic,
+    partitions: Array.from({ length: s.partitions }, (_, p) => p),
+    acks,
+    timeoutMs: 30_000,
+    batchRecords: s.perBatch,
+    batch,
+    inflight: s.inflight,
+    count,
+  });
+  await producer.connect();
+  try {
+    const cpu0 = pid === undefined ? 0 : cpuMsOf(pid);
+    const t0 = performance.now();
+    const pump = new Pump([producer], 0, s.perBatch);
+    pump.begin(Number.POSITIVE_INFINITY);
+    await pump.finished;
+    let last = -1;
+    let lastChange = performance.now();
+    while (producer.inflight > 0 && producer.isUp) {
+      if (producer.acked !== last) [last, lastChange] = [producer.acked, performance.now()];
+      else if (performance.now() - lastChange > 10_000) break;
+      await sleep(1);
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const cpuMs = pid === undefined ? Number.NaN : cpuMsOf(pid) - cpu0;
+    if (producer.inflight > 0) errors.add('produce never acknowledged', producer.inflight * s.perBatch);
+    return {
+      case: `kafka produce acks=${acks === -1 ? 'all' : acks}`,
+      records: producer.acked,
+      seconds: secs,
+      recordsPerS: producer.acked / secs,
+      MBps: ((producer.acked / s.perBatch) * batch.length) / secs / 1e6,
+      ratio: null,
+      cpuMs,
+      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/request`,
+      errors: errors.total,
+    };
+  } finally {
+    await producer.close();
+  }
+}
+
+/** What one Fetch response held, per partition: records and the offset after the last whole batch. */
+interface FetchTally {
+  bytes: number;
+  records: number;
+  next: Map<number, bigint>;
+  errors: number;
+}
+
+/**
+ * Fetch Response (Version: 4) => throttle_time_ms [responses]
+ *   responses => topic [partitions]
+ *   partitions => partition_index error_code high_watermark last_stable_offset [aborted_transactions] records
+ * As a generator over the byte stream: yields n > 0 to get the next n bytes (≤ 61) as a buffer,
+ * n < 0 to skip −n bytes; record batches are skipped after their 61-byte header is read.
+ */
+function* fetchResponseParser(t: FetchTally): Generator<number, void, Buffer> {
+  let b = yield 16; // size, correlation id, throttle time, topics
+  let topics = b.readInt32BE(12);
+  while (topics-- > 0) {
+    b = yield 2;
+    const nameLength = b.readInt16BE(0);
+    if (nameLength > 0) yield -nameLength;
+    b = yield 4;
+    let partitions = b.readInt32BE(0);
+    while (partitions-- > 0) {
+      b = yield 26; // partition, error, high watermark, last stable offset, aborted count
+      const partition = b.readInt32BE(0);
+      const error = b.readInt16BE(4);
+      const aborted = b.readInt32BE(22);
+      if (error !== 0) t.errors++;
+      if (aborted > 0) yield -16 * aborted;
+      b = yield 4;
+      let left = b.readInt32BE(0);
+      if (left > 0) t.bytes += left;
+      while (left >= 61) {
+        b = yield 61;
+        const size = b.readInt32BE(8) + 12;
+        if (size > left) {
+          yield -(left - 61); // a partial batch at the end (the response size limit)
+          left = 0;
+          break;
+        }
+        t.records += b.readInt32BE(57);
+        t.next.set(partition, b.readBigInt64BE(0) + BigInt(b.readInt32BE(23) + 1));
+        if (size > 61) yield -(size - 61);
+        left -= size;
+      }
+      if (left > 0) yield -left;
+    }
+  }
+}
+
+/** One Fetch connection: responses parsed as they stream into one reused buffer (no joins, no copies). */
+class FetchConnection {
+  readonly sock: net.Socket;
+  readonly #scratch = Buffer.allocUnsafe(64);
+  #gen: Generator<number, void, Buffer> | undefined;
+  #want = 0;
+  #have = 0;
+  #skip = 0;
+  #tally: FetchTally | undefined;
+  #done: ((t: FetchTally) => void) | undefined;
+  #fail: ((e: Error) => void) | undefined;
+
+  constructor(target: KafkaTarget) {
+    this.sock = net.connect({
+      host: target.host,
+      port: target.port,
+      onread: { buffer: Buffer.allocUnsafe(4 * 1024 * 1024), callback: (n, buf) => this.#feed(buf as Buffer, n) },
+    });
+    this.sock.setNoDelay(true);
+    this.sock.on('error', (err) => this.#fail?.(err));
+    this.sock.on('close', () => this.#fail?.(new Error('fetch connection closed')));
+  }
+
+  ready(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.sock.once('connect', resolve);
+      this.sock.once('error', reject);
+    });
+  }
+
+  fetch(frame: Buffer): Promise<FetchTally> {
+    return new Promise((resolve, reject) => {
+      this.#tally = { bytes: 0, records: 0, next: new Map(), errors: 0 };
+      this.#gen = fetchResponseParser(this.#tally);
+      this.#step(this.#gen.next());
+      this.#done = resolve;
+      this.#fail = reject;
+      this.sock.write(frame);
+    });
+  }
+
+  #step(r: IteratorResult<number, void>): void {
+    if (r.done === true) {
+      const t = this.#tally!;
+      this.#gen = undefined;
+      this.#want = 0;
+      this.#skip = 0;
+      const done = this.#done;
+      this.#done = undefined;
+      this.#fail = undefined;
+      done?.(t);
+    } else if (r.value > 0) {
+      this.#want = r.value;
+      this.#have = 0;
+    } else {
+      this.#want = 0;
+      this.#skip = -r.value;
+    }
+  }
+
+  #feed(buf: Buffer, n: number): boolean {
+    let pos = 0;
+    while (pos < n && this.#gen !== undefined) {
+      if (this.#want > 0) {
+        const take = Math.min(this.#want - this.#have, n - pos);
+        buf.copy(this.#scratch, this.#have, pos, pos + take);
+        this.#have += take;
+        pos += take;
+        if (this.#have === this.#want) this.#step(this.#gen.next(this.#scratch.subarray(0, this.#want)));
+      } else {
+        const take = Math.min(this.#skip, n - pos);
+        this.#skip -= take;
+        pos += take;
+        if (this.#skip === 0) this.#step(this.#gen.next(this.#scratch));
+      }
+    }
+    return true;
+  }
+
+  close(): void {
+    this.#fail = undefined;
+    this.sock.destroy();
+  }
+}
+
+async function fetchCase(s: Settings, target: KafkaTarget, pid: number | undefined, topic: string): Promise<Row[]> {
+  const control = new KafkaConnection(target, new ErrorCounts());
+  await control.connect();
+  const parts = Array.from({ length: s.partitions }, (_, p) => p);
+  const ends = decodeListOffsetsResponse(await control.request(ApiKey.ListOffsets, encodeListOffsetsRequest(topic, parts, -1n)));
+  await control.close();
+  const end = new Map(ends.map((p) => [p.partition, p.offset]));
+  const c = new FetchConnection(target);
+  await c.ready();
+  const rows: Row[] = [];
+  try {
+    let corr = 1;
+    for (let pass = 1; pass <= s.fetchPasses; pass++) {
+      const offsets = new Map(parts.map((p) => [p, 0n]));
+      let bytes = 0;
+      let records = 0;
+      let errors = 0;
+      let fetches = 0;
+      const cpu0 = pid === undefined ? 0 : cpuMsOf(pid);
+      const t0 = performance.now();
+      for (;;) {
+        const want = parts.filter((p) => offsets.get(p)! < end.get(p)!);
+        if (want.length === 0) break;
+        const body = encodeFetchRequest(
+          topic,
+          want.map((p) => ({ partition: p, offset: offsets.get(p)! })),
+          0,
+          s.fetchMaxBytes,
+          s.partitionMaxBytes,
+        );
+        const t = await c.fetch(encodeRequest(ApiKey.Fetch, corr++, target.clientId, body));
+        fetches++;
+        bytes += t.bytes;
+        records += t.records;
+        errors += t.errors;
+        if (t.next.size === 0) throw new Error(`fetch returned no whole batch at offsets ${[...offsets.values()].join(',')}`);
+        for (const [p, o] of t.next) offsets.set(p, o);
+      }
+      const secs = (performance.now() - t0) / 1000;
+      const cpuMs = pid === undefined ? Number.NaN : cpuMsOf(pid) - cpu0;
+      rows.push({
+        case: `kafka fetch pass ${pass} (${fetches} fetches)`,
+        records,
+        seconds: secs,
+        recordsPerS: records / secs,
+        MBps: bytes / secs / 1e6,
+        ratio: null,
+        cpuMs,
+        cpuPer: `${((cpuMs / bytes) * 1e9).toFixed(0)} ms/GB`,
+        errors,
+      });
+    }
+  } finally {
+    c.close();
+  }
+  return rows;
+}
+
+function renderRows(rows: Row[]): string {
+  const fmt = (n: number, d = 0): string =>
+    Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '—';
+  const head = ['case', 'records/s', 'MB/s', '× journal', 'seconds', 'CPU (ms)', 'CPU per', 'errors'];
+  const body = rows.map((r) => [
+    r.case,
+    fmt(r.recordsPerS),
+    fmt(r.MBps, 1),
+    r.ratio === null ? '' : fmt(r.ratio, 2),
+    fmt(r.seconds, 2),
+    fmt(r.cpuMs),
+    r.cpuPer,
+    String(r.errors),
+  ]);
+  const lines = [head, ...body];
+  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const row = (l: string[]): string => `| ${l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [row(head), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(row)].join(
+    '\n',
+  );
+}
+
+export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[]; notes: string[] }> {
+  const recordBytes = v['record-bytes'] as number;
+  const perBatch = Math.max(1, Math.floor((v['batch-bytes'] as number) / recordBytes));
+  const records = v.records as number;
+  const acks = String(v.acks)
+    .split(',')
+    .map((a) => (a.trim() === 'all' ? -1 : Number(a)));
+  if (acks.some((a) => a !== 0 && a !== 1 && a !== -1)) throw new Error(`--acks: 0, 1 or all, got ${String(v.acks)}`);
+  const s: Settings = {
+    records,
+    recordBytes,
+    perBatch,
+    batches: Math.ceil(records / perBatch),
+    batchBytes: 0,
+    inflight: v.inflight as number,
+    partitions: v.partitions as number,
+    acks,
+    fetchMaxBytes: v['fetch-max-bytes'] as number,
+    partitionMaxBytes: v['partition-max-bytes'] as number,
+    fetchPasses: v['fetch-passes'] as number,
+    warmupBatches: Math.ceil((v.warmup as number) / perBatch),
+  };
+  const batch = buildBatch(perBatch, recordBytes, Compression.None);
+  s.batchBytes = batch.length;
+  const load0 = loadavg()[0]!;
+  const rows: Row[] = [];
+  const step = (what: string): void => {
+    if (v.json !== true) process.stderr.write(`${what}…\n`);
+  };
+  step('journal append');
+  rows.push(await journalCase(s, batch));
+  const journalRate = rows[0]!.recordsPerS;
+
+  let broker: Broker | undefined;
+  const cpuProf = v['server-cpu-prof'] as string | undefined;
+  try {
+    let port = v.port as number | undefined;
+    if (port === undefined) {
+      step('starting robust-server');
+      broker = await startBroker('robustmq', cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`]);
+      started = broker;
+      port = broker.kafkaPort!;
+    }
+    const serverPid = broker?.pid ?? (v['server-pid'] as number | undefined);
+    const target: KafkaTarget = { host: '127.0.0.1', port, tls: null, clientId: 'robust-bench-kvj', connectTimeoutMs: 10_000 };
+    const run = Date.now().toString(36);
+    for (const a of s.warmupBatches > 0 ? acks : []) {
+      step(`kafka warm-up acks=${a === -1 ? 'all' : a}`);
+      await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, `kvj-${run}-warmup${a === -1 ? 'all' : a}`, a, batch);
+    }
+    let fetchTopic: string | undefined;
+    for (const a of acks) {
+      const topic = `kvj-${run}-acks${a === -1 ? 'all' : a}`;
+      step(`kafka produce acks=${a === -1 ? 'all' : a}`);
+      const r = await produceCase(s, target, serverPid, topic, a, batch);
+      r.ratio = r.recordsPerS / journalRate;
+      rows.push(r);
+      if (a === 1 || fetchTopic === undefined) fetchTopic = topic;
+    }
+    if (fetchTopic !== undefined) step('kafka fetch');
+    if (fetchTopic !== undefined) rows.push(...(await fetchCase(s, target, serverPid, fetchTopic)));
+  } finally {
+    if (broker !== undefined) {
+      await stopProcess(broker.child);
+      rmSync(broker.dir, { recursive: true, force: true });
+      started = undefined;
+    }
+  }
+  const load1 = loadavg()[0]!;
+  const notes = [
+    `${s.batches} RecordBatches of ${perBatch} × ${recordBytes} B (${batch.length} B each) over ${s.partitions} partitions, ${s.inflight} in flight, ` +
+      `after ${s.warmupBatches} warm-up batches (journal; server: per acks case); ` +
+      `fetch max_bytes ${s.fetchMaxBytes}, partition_max_bytes ${s.partitionMaxBytes}. MB = 10^6 bytes of record batches.`,
+    `× journal = Kafka produce records/s ÷ journal append records/s. CPU: the journal case's own process; Kafka cases: the server process` +
+      `${v.port !== undefined && v['server-pid'] === undefined ? ' (not measured: --port without --server-pid)' : ''}.`,
+    `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, 1-min load average ${load0.toFixed(2)} before, ${load1.toFixed(2)} after.`,
+  ];
+  return { rows, notes };
+}
+
+/** `robust-bench kafka-vs-journal …` */
+export async function run(argv: string[]): Promise<number> {
+  let values: OptionValues;
+  try {
+    values = parseOptions(argv, options).values;
+  } catch (err) {
+    return usageError('kafka-vs-journal', err);
+  }
+  if (values.help) {
+    process.stdout.write(renderHelp(USAGE, options));
+    return 0;
+  }
+  const timeoutS = values.timeout as number;
+  const timer = setTimeout(() => {
+    process.stderr.write(`robust-bench kafka-vs-journal: not done after ${timeoutS} s; giving up\n`);
+    const b = started;
+    if (b?.child.exitCode === null && b.child.signalCode === null) {
+      process.kill(b.pid, 'SIGKILL');
+      rmSync(b.dir, { recursive: true, force: true });
+    }
+    process.exit(1);
+  }, timeoutS * 1000);
+  timer.unref();
+  try {
+    const { rows, notes } = await runKafkaVsJournal(values);
+    if (values.json) process.stdout.write(`${JSON.stringify({ rows, notes })}\n`);
+    else process.stdout.write(`${renderRows(rows)}\n\n${notes.join('\n')}\n`);
+    return rows.some((r) => r.errors > 0) ? 1 : 0;
+  } catch (err) {
+    process.stderr.write(`robust-bench kafka-vs-journal: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    clearTimeout(timer);
+  }
+}
