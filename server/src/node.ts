@@ -176,11 +176,17 @@ export class RobustNode {
         kafkaTlsPort: c.kafkaTlsPort,
         log: this.#log.child({ component: 'broker' }),
         registry: this.#registry,
-        // Sessions in meta, inboxes and retained messages in the journal (DESIGN §2).
+        // Sessions in meta, inboxes and retained messages in the journal (DESIGN §2). The
+        // stores keep writing while the node stops: the broker stops before the journal and
+        // meta, and its last writes (wills, sessions, inboxes of closed connections) must land.
         mqttStores: () =>
           this.#whenStarted.then(() =>
             retrying(
-              () => openClusterStores(this.metaClient(), this.journalClient()),
+              () =>
+                openClusterStores(
+                  this.#remoteMeta ?? this.#local('meta', () => this.#meta, ErrorCode.NotLeader, false),
+                  this.#remoteJournal ?? this.#local('journal', () => this.#journal, ErrorCode.ShuttingDown, false),
+                ),
               () => this.#stopping,
             ),
           ),

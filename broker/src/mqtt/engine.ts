@@ -96,6 +96,10 @@ export class MqttEngine {
   #housekeeping: NodeJS.Timeout | undefined;
   #sysTimer: NodeJS.Timeout | undefined;
   readonly #limitLogged = new Set<string>();
+  /** Background store writes in progress (`#track`); `close` waits for them. */
+  readonly #writes = new Set<Promise<void>>();
+  /** Sessions whose connections the shutdown closed, handled once all are closed. */
+  readonly #closedByShutdown: Session[] = [];
   readonly #onPublish: MqttEngineOptions['onPublish'];
   /** The 'error' listener of every connection's socket (one function, not one per socket). */
   readonly onSocketError = (err: Error): void => {
@@ -146,6 +150,8 @@ export class MqttEngine {
     const stores = this.stores;
     const now = Date.now();
     const records = await stores.sessions.list();
+    const expired: Session[] = [];
+    const offline: Session[] = [];
     for (const r of records) {
       const s = new Session(this, r.clientId, r.protocolVersion, r.expiryIntervalSec);
       // A session without a disconnect time was connected when the server stopped: count from now.
@@ -153,7 +159,7 @@ export class MqttEngine {
       s.will = r.will;
       if (s.expiryIntervalSec !== NEVER_EXPIRES && s.disconnectedAt + s.expiryIntervalSec * 1000 <= now) {
         this.sessions.set(s.clientId, s);
-        this.endSession(s, true);
+        expired.push(s);
         continue;
       }
       this.sessions.set(s.clientId, s);
@@ -173,8 +179,16 @@ export class MqttEngine {
         s.nextInboxId = Math.max(s.nextInboxId, e.id + 1);
       }
       this.queuedDelta(entries.length);
-      this.#scheduleOffline(s, now);
+      // QoS 2 exchanges in progress when the server stopped continue where they were.
+      const q2 = await stores.inbox.qos2State(s.clientId);
+      for (const id of q2.received) s.inboundQos2.add(id);
+      s.restoreReleased(q2.released);
+      offline.push(s);
     }
+    // Wills (due ones are published now) only once every session is back: they must reach
+    // every subscription, also those of sessions restored after theirs.
+    for (const s of expired) this.endSession(s, true);
+    for (const s of offline) this.#scheduleOffline(s, now);
     for (const c of await stores.inbox.sessions()) if (!this.sessions.has(c)) await stores.inbox.delete(c);
     this.metrics.sessions.set(this.sessions.size);
     this.metrics.retained.set(stores.retain.size);
@@ -287,20 +301,51 @@ export class MqttEngine {
     this.#redispatch(s, s.takeShared());
     if (conn.willCancelled) s.will = undefined;
     if (this.#closing) {
-      // Server shutdown: nothing is published now; persistent state (with any will) is kept.
-      if (s.isPersistent) {
-        void s.persistInflight()?.catch((err) => this.storeError(err));
-        void this.saveSession(s).catch((err) => this.storeError(err));
-      }
+      // Server shutdown: the session is handled once every connection is closed (`shutdown`).
+      this.#closedByShutdown.push(s);
       return;
     }
     if (!s.isPersistent) {
       this.endSession(s, true);
       return;
     }
-    void s.persistInflight()?.catch((err) => this.storeError(err));
-    void this.saveSession(s).catch((err) => this.storeError(err));
+    this.#track(s.persistInflight());
+    this.#track(this.saveSession(s));
     this.#scheduleOffline(s, now);
+  }
+
+  /**
+   * The sessions whose connections the shutdown closed. For their clients that is a network
+   * failure (no DISCONNECT), so wills are due as after one [MQTT-3.1.2-8]: a clean session ends
+   * and publishes its will now; a persistent session publishes a will without delay now and keeps
+   * a delayed one in its record, published after the restart when due (its delay counted from
+   * `disconnectedAt`). Every connection is closed first, so a will reaches the inboxes of
+   * persistent subscribers rather than sockets about to close; `close` waits for the writes.
+   */
+  #endShutdownSessions(): void {
+    for (const s of this.#closedByShutdown) {
+      if (s.ended || s.conn !== undefined) continue;
+      if (!s.isPersistent) {
+        this.endSession(s, true);
+        continue;
+      }
+      this.#track(s.persistInflight());
+      const w = s.will;
+      if (w !== undefined && Math.min(w.delaySec, s.expiryIntervalSec) === 0) this.#publishWill(s, () => this.saveSession(s));
+      else this.#track(this.saveSession(s));
+    }
+    this.#closedByShutdown.length = 0;
+  }
+
+  /** Follows a store write made in the background: errors are logged, `close` waits for it. */
+  #track(p: Promise<unknown> | undefined): void {
+    if (p === undefined) return;
+    const w = p.then(
+      () => undefined,
+      (err: unknown) => this.storeError(err),
+    );
+    this.#writes.add(w);
+    void w.finally(() => this.#writes.delete(w));
   }
 
   /** Arms the will and expiry timers of a disconnected persistent session. */
@@ -309,8 +354,10 @@ export class MqttEngine {
     if (s.will !== undefined) {
       // The will waits for its delay or the session's end, whichever is first (5.0 §3.1.2.5)
       const delayMs = Math.min(s.will.delaySec, s.expiryIntervalSec) * 1000 - (now - since);
-      if (delayMs <= 0) this.#publishWill(s);
-      else s.willTimer = later(delayMs, () => this.#publishWill(s));
+      // The record stops holding the will as it is published (`#publishWill`).
+      const forget = (): Promise<void> | undefined => (s.ended || this.sessions.get(s.clientId) !== s ? undefined : this.saveSession(s));
+      if (delayMs <= 0) this.#publishWill(s, forget);
+      else s.willTimer = later(delayMs, () => this.#publishWill(s, forget));
     }
     if (s.expiryIntervalSec !== NEVER_EXPIRES) {
       s.expiryTimer = later(s.expiryIntervalSec * 1000 - (now - since), () => {
@@ -320,26 +367,48 @@ export class MqttEngine {
     }
   }
 
-  #publishWill(s: Session): void {
+  /**
+   * Publishes the will of `s`. `forget` writes the session's record without the will (undefined:
+   * no stored record holds it). A kill -9 between publishing and that write makes the restarted
+   * server publish the will again: QoS 1 allows that duplicate, QoS 0 and 2 do not, so for them
+   * the record changes first (a crash in between loses the will: at most once).
+   */
+  #publishWill(s: Session, forget: () => Promise<void> | undefined): void {
     const w = s.will;
     s.will = undefined;
     clearTimeout(s.willTimer);
     s.willTimer = undefined;
     if (w === undefined) return;
-    const now = Date.now();
-    const m: Message = { ...w.message, receivedAt: now };
-    const exp = w.message.properties?.messageExpiryInterval;
-    if (exp !== undefined) m.expiresAt = now + exp * 1000;
-    this.log.debug({ clientId: s.clientId, topic: m.topic }, 'will published');
-    this.publish(m, undefined);
-    if (s.isPersistent && !s.ended && this.sessions.get(s.clientId) === s) void this.saveSession(s).catch((err) => this.storeError(err));
+    const send = (): void => {
+      const now = Date.now();
+      const m: Message = { ...w.message, receivedAt: now };
+      const exp = w.message.properties?.messageExpiryInterval;
+      if (exp !== undefined) m.expiresAt = now + exp * 1000;
+      this.log.debug({ clientId: s.clientId, topic: m.topic }, 'will published');
+      this.#track(this.publish(m, undefined).durable);
+    };
+    const forgotten = forget();
+    if (forgotten === undefined || w.message.qos === 1) {
+      send();
+      this.#track(forgotten);
+    } else
+      this.#track(
+        forgotten.then(send, (err: unknown) => {
+          // The record still holds the will: publish anyway rather than lose it silently.
+          this.storeError(err);
+          send();
+        }),
+      );
   }
 
   /** Ends a session: subscriptions, messages and stored state go; a pending will is published first. */
   endSession(s: Session, publishWill: boolean): void {
     if (s.ended) return;
     clearTimeout(s.expiryTimer);
-    if (publishWill && s.will !== undefined) this.#publishWill(s);
+    const stores = this.stores;
+    // Only a persistent session has a record that could hold the will after a crash.
+    const deleted = stores.sessions.delete(s.clientId);
+    if (publishWill && s.will !== undefined) this.#publishWill(s, () => (s.isPersistent ? deleted : undefined));
     clearTimeout(s.willTimer);
     s.ended = true;
     if (s.subscriptionCount > 0) {
@@ -350,8 +419,7 @@ export class MqttEngine {
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
     this.metrics.sessions.set(this.sessions.size);
     this.metrics.subscriptions.set(this.trie.size);
-    const stores = this.stores;
-    void Promise.all([stores.sessions.delete(s.clientId), stores.inbox.delete(s.clientId)]).catch((err) => this.storeError(err));
+    this.#track(Promise.all([deleted, stores.inbox.delete(s.clientId)]));
   }
 
   saveSession(s: Session): Promise<void> {
@@ -681,14 +749,16 @@ export class MqttEngine {
   }
 
   /**
-   * Begins shutdown: no new connections; 5.0 clients get DISCONNECT 0x8B; persistent sessions
-   * are saved with their wills and queues (nothing is published on the way out).
+   * Begins shutdown: no new connections; 5.0 clients get DISCONNECT 0x8B; then the sessions are
+   * handled as after a network failure (`#endShutdownSessions`): clean sessions end and publish
+   * their wills, persistent ones are saved with their queues and any will still delayed.
    */
   shutdown(): void {
     if (this.#closing) return;
     this.#closing = true;
     for (const conn of [...this.#connections])
       conn.close(conn.connected ? ReasonCode.ServerShuttingDown : undefined, 'server shutting down');
+    if (this.#isReady) this.#endShutdownSessions();
   }
 
   /** Stops timers and closes the stores (after `shutdown`). */
@@ -704,8 +774,10 @@ export class MqttEngine {
     this.#flushStats();
     const st = this.#stores;
     if (st !== undefined) {
-      // Let writes queued by the last disconnects reach the logs before they close.
+      // Let writes queued by the last disconnects (wills, sessions, inboxes) finish before the
+      // stores close; a write may start another (a will published after its record changed).
       await new Promise((r) => setImmediate(r));
+      while (this.#writes.size > 0) await Promise.all([...this.#writes]);
       await Promise.all([st.sessions.close(), st.inbox.close(), st.retain.close()]);
     }
   }

@@ -186,24 +186,77 @@ export class Session {
     return true;
   }
 
-  /** PUBREC for an outbound QoS 2 message; false when the id is unknown. */
-  onPubrec(packetId: number, reasonCode: number): boolean {
+  /**
+   * PUBREC for an outbound QoS 2 message. `known` is false when the id is unknown; `durable` is
+   * the write the PUBREL waits for: a persistent session stores the released id (and drops the
+   * message from its inbox in the same record), so a resume after a restart re-sends PUBREL, not
+   * the PUBLISH [MQTT-4.3.3-5] [MQTT-4.4.0-1].
+   */
+  onPubrec(packetId: number, reasonCode: number): { known: boolean; durable: Promise<void> | undefined } {
     const d = this.inflight.get(packetId);
-    if (d === undefined || d.qos !== 2) return false;
+    if (d === undefined || d.qos !== 2) return { known: false, durable: undefined };
     if (reasonCode >= 0x80) {
       // A PUBREC with a failure reason ends the exchange (5.0 §4.3.3)
       this.#complete(d);
-      return true;
+      return { known: true, durable: undefined };
+    }
+    // A repeated PUBREC only gets the PUBREL again.
+    if (d.released || !this.isPersistent) {
+      d.released = true;
+      return { known: true, durable: undefined };
     }
     d.released = true;
-    return true;
+    const inboxId = d.inboxId;
+    d.inboxId = 0;
+    const durable = this.engine.stores.inbox.qos2(this.clientId, { kind: 'pubrel', packetId, inboxId });
+    return { known: true, durable };
   }
 
   onPubcomp(packetId: number): boolean {
     const d = this.inflight.get(packetId);
     if (d === undefined || d.qos !== 2) return false;
+    if (d.released && this.isPersistent)
+      void this.engine.stores.inbox.qos2(this.clientId, { kind: 'pubcomp', packetId }).catch((err) => this.engine.storeError(err));
     this.#complete(d);
     return true;
+  }
+
+  /** Outbound QoS 2 ids released before a restart: in flight again, waiting for PUBCOMP. */
+  restoreReleased(packetIds: readonly number[]): void {
+    for (const packetId of packetIds) {
+      // The message itself is gone (the client has it); only the id and the state matter.
+      const message: Message = { topic: '', payload: Buffer.alloc(0), qos: 2, retain: false, receivedAt: 0, publisherId: '' };
+      const d: Delivery = {
+        message,
+        qos: 2,
+        retain: false,
+        subscriptionIds: undefined,
+        inboxId: 0,
+        group: undefined,
+        packetId,
+        released: true,
+      };
+      this.inflight.set(packetId, d);
+      this.engine.inflightDelta(1);
+    }
+  }
+
+  /**
+   * An inbound QoS 2 PUBLISH was accepted: its id is remembered until PUBREL, and a
+   * retransmission is acknowledged without being routed again [MQTT-4.3.3-10]. For a persistent
+   * session the id is stored, and the PUBREC waits for that, so the guarantee survives a restart.
+   */
+  receivedQos2(packetId: number): Promise<void> | undefined {
+    this.inboundQos2.add(packetId);
+    if (!this.isPersistent) return undefined;
+    return this.engine.stores.inbox.qos2(this.clientId, { kind: 'received', packetId });
+  }
+
+  /** PUBREL: forgets the inbound id; the PUBCOMP waits for `durable` [MQTT-4.3.3-11]. */
+  releasedQos2(packetId: number): { known: boolean; durable: Promise<void> | undefined } {
+    if (!this.inboundQos2.delete(packetId)) return { known: false, durable: undefined };
+    if (!this.isPersistent) return { known: true, durable: undefined };
+    return { known: true, durable: this.engine.stores.inbox.qos2(this.clientId, { kind: 'released', packetId }) };
   }
 
   #complete(d: Delivery): void {
@@ -248,7 +301,8 @@ export class Session {
     if (!this.isPersistent) return undefined;
     const entries: InboxEntry[] = [];
     for (const d of this.inflight.values()) {
-      if (d.inboxId === 0 && d.qos > 0) {
+      // A released QoS 2 message is stored as its id only (`onPubrec`), never again in full.
+      if (d.inboxId === 0 && d.qos > 0 && !d.released) {
         d.inboxId = this.nextInboxId++;
         entries.push(toEntry(d));
       }

@@ -8,20 +8,27 @@ export function handlePuback(conn: Connection, p: Packet): void {
   conn.session?.onPuback((p as IPubackPacket).messageId ?? 0);
 }
 
-/** PUBREC (§3.5): answer PUBREL with the same id [MQTT-4.3.3-4]; 0x92 when unknown (5.0). */
+/**
+ * PUBREC (§3.5): answer PUBREL with the same id [MQTT-4.3.3-4]; 0x92 when unknown (5.0). For a
+ * persistent session the PUBREL goes out once the released state is stored.
+ */
 export function handlePubrec(conn: Connection, p: Packet): void {
   const r = p as IPubrecPacket;
   const id = r.messageId ?? 0;
-  const known = conn.session?.onPubrec(id, r.reasonCode ?? 0) ?? false;
+  const { known, durable } = conn.session?.onPubrec(id, r.reasonCode ?? 0) ?? { known: false, durable: undefined };
   if ((r.reasonCode ?? 0) >= 0x80) return;
-  conn.write(encodeAck(PacketType.Pubrel, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion));
+  conn.respond(encodeAck(PacketType.Pubrel, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion), durable);
 }
 
-/** PUBREL (§3.6): release the inbound QoS 2 id and answer PUBCOMP [MQTT-4.3.3-11]. */
+/**
+ * PUBREL (§3.6): release the inbound QoS 2 id and answer PUBCOMP [MQTT-4.3.3-11], once the
+ * release is stored (a persistent session): a PUBCOMP before that could let a restarted server
+ * take the client's next message with the reused id for a retransmission.
+ */
 export function handlePubrel(conn: Connection, p: Packet): void {
   const id = (p as IPubrelPacket).messageId ?? 0;
-  const known = conn.session?.inboundQos2.delete(id) ?? false;
-  conn.respond(encodeAck(PacketType.Pubcomp, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion));
+  const { known, durable } = conn.session?.releasedQos2(id) ?? { known: false, durable: undefined };
+  conn.respond(encodeAck(PacketType.Pubcomp, id, known ? 0 : ReasonCode.PacketIdentifierNotFound, conn.protocolVersion), durable);
 }
 
 /** PUBCOMP (§3.7): the outbound QoS 2 exchange is complete. */

@@ -95,18 +95,22 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     // 5.0: PUBACK/PUBREC 0x87 Not authorized; 3.1.1 has no way to say it: the message is
     // dropped and acknowledged as usual, so the client's flow is not stuck.
     if (v5) ack(conn, p, ReasonCode.NotAuthorized);
-    else {
-      if (p.qos === 2) session.inboundQos2.add(p.packetId);
-      ack(conn, p, ReasonCode.Success);
-    }
+    else ack(conn, p, ReasonCode.Success, p.qos === 2 ? session.receivedQos2(p.packetId) : undefined);
     return;
   }
   const { matched, durable } = engine.publish(m, session);
-  if (p.qos === 2) session.inboundQos2.add(p.packetId);
-  ack(conn, p, matched === 0 && v5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, durable);
+  // The message is routed now (ordered with the client's other messages) while its id is
+  // stored; the PUBREC waits for both, so once it is sent a restart cannot deliver the id twice.
+  const received = p.qos === 2 ? session.receivedQos2(p.packetId) : undefined;
+  ack(
+    conn,
+    p,
+    matched === 0 && v5 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
+    received === undefined ? durable : durable === undefined ? received : Promise.all([durable, received]),
+  );
 }
 
-function ack(conn: Connection, p: PublishPacket, reasonCode: number, durable?: Promise<void>): void {
+function ack(conn: Connection, p: PublishPacket, reasonCode: number, durable?: Promise<unknown>): void {
   if (p.qos === 0) return;
   const bytes = encodeAck(p.qos === 1 ? PacketType.Puback : PacketType.Pubrec, p.packetId, reasonCode, conn.protocolVersion);
   if (p.qos === 1) {

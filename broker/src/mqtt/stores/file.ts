@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isErrno } from '@robustmq/common';
 import type { PublishProperties } from '../codec.js';
 import { MemoryInboxStore, MemoryRetainStore, MemorySessionStore } from './memory.js';
-import type { InboxEntry, MqttStores, SessionRecord, StoredMessage } from './types.js';
+import type { InboxEntry, MqttStores, Qos2Change, SessionRecord, StoredMessage } from './types.js';
 
 /**
  * How this works: each store is its in-memory twin plus an append-only JSON-lines log. Every
@@ -200,11 +200,17 @@ export class FileInboxStore extends MemoryInboxStore {
         if (rec.op === 'add') void mem.append(c, (rec.e as EntryJson[]).map(entryFromJson));
         else if (rec.op === 'ack') void mem.ack(c, rec.ids as number[]);
         else if (rec.op === 'trim') void mem.trim(c, rec.before as number);
+        else if (rec.op === 'q2') void mem.qos2(c, rec.ch as Qos2Change);
         else if (rec.op === 'del') void mem.delete(c);
       },
       () => {
         for (const [c, box] of mem.inboxes) s.inboxes.set(c, box);
-        return [...s.inboxes].map(([c, box]) => ({ op: 'add', c, e: [...box.values()].map(entryToJson) }));
+        for (const [c, st] of mem.qos2Ids) s.qos2Ids.set(c, st);
+        const q2 = [...s.qos2Ids].flatMap(([c, st]) => [
+          ...[...st.received].map((packetId) => ({ op: 'q2', c, ch: { kind: 'received', packetId } })),
+          ...[...st.released].map((packetId) => ({ op: 'q2', c, ch: { kind: 'pubrel', packetId, inboxId: 0 } })),
+        ]);
+        return [...[...s.inboxes].map(([c, box]) => ({ op: 'add', c, e: [...box.values()].map(entryToJson) })), ...q2];
       },
     );
     return s;
@@ -221,6 +227,11 @@ export class FileInboxStore extends MemoryInboxStore {
   override async trim(clientId: string, beforeId: number): Promise<void> {
     await super.trim(clientId, beforeId);
     await this.#log?.append({ op: 'trim', c: clientId, before: beforeId });
+  }
+  override async qos2(clientId: string, change: Qos2Change): Promise<void> {
+    await super.qos2(clientId, change);
+    // One line: a `pubrel` and the ack of its inbox entry are replayed together or not at all.
+    await this.#log?.append({ op: 'q2', c: clientId, ch: change });
   }
   override async delete(clientId: string): Promise<void> {
     await super.delete(clientId);

@@ -1,5 +1,15 @@
 import { topicMatches, hasWildcard } from '../topic.js';
-import type { InboxEntry, InboxStore, MqttStores, RetainStore, SessionRecord, SessionStore, StoredMessage } from './types.js';
+import type {
+  InboxEntry,
+  InboxStore,
+  MqttStores,
+  Qos2Change,
+  Qos2State,
+  RetainStore,
+  SessionRecord,
+  SessionStore,
+  StoredMessage,
+} from './types.js';
 
 /** Sessions in a Map: nothing survives the process. */
 export class MemorySessionStore implements SessionStore {
@@ -23,6 +33,8 @@ export class MemorySessionStore implements SessionStore {
 /** Inboxes as Maps keyed by entry id (insertion order = id order). */
 export class MemoryInboxStore implements InboxStore {
   readonly inboxes = new Map<string, Map<number, InboxEntry>>();
+  /** QoS 2 packet ids in progress per session: inbound received, outbound released. */
+  readonly qos2Ids = new Map<string, { received: Set<number>; released: Set<number> }>();
 
   async append(clientId: string, entries: readonly InboxEntry[]): Promise<void> {
     let box = this.inboxes.get(clientId);
@@ -49,11 +61,37 @@ export class MemoryInboxStore implements InboxStore {
     for (const id of box.keys()) if (id < beforeId) box.delete(id);
     if (box.size === 0) this.inboxes.delete(clientId);
   }
+  async qos2(clientId: string, change: Qos2Change): Promise<void> {
+    let st = this.qos2Ids.get(clientId);
+    if (st === undefined) this.qos2Ids.set(clientId, (st = { received: new Set(), released: new Set() }));
+    switch (change.kind) {
+      case 'received':
+        st.received.add(change.packetId);
+        break;
+      case 'released':
+        st.received.delete(change.packetId);
+        break;
+      case 'pubrel':
+        st.released.add(change.packetId);
+        // Not `this.ack`: a subclass writes the change as one record, the ack included.
+        if (change.inboxId > 0) await MemoryInboxStore.prototype.ack.call(this, clientId, [change.inboxId]);
+        break;
+      case 'pubcomp':
+        st.released.delete(change.packetId);
+        break;
+    }
+    if (st.received.size === 0 && st.released.size === 0) this.qos2Ids.delete(clientId);
+  }
+  async qos2State(clientId: string): Promise<Qos2State> {
+    const st = this.qos2Ids.get(clientId);
+    return { received: [...(st?.received ?? [])], released: [...(st?.released ?? [])] };
+  }
   async delete(clientId: string): Promise<void> {
     this.inboxes.delete(clientId);
+    this.qos2Ids.delete(clientId);
   }
   async sessions(): Promise<string[]> {
-    return [...this.inboxes.keys()];
+    return [...new Set([...this.inboxes.keys(), ...this.qos2Ids.keys()])];
   }
   async close(): Promise<void> {}
 }

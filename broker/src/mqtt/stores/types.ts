@@ -74,8 +74,30 @@ export interface InboxEntry {
 }
 
 /**
- * Per-session queues of QoS 1/2 messages for persistent sessions (offline, or window full).
- * The engine owns the limit and drop policy; the store keeps what it is given until acked.
+ * A change of the QoS 2 packet-id state of a persistent session (§4.3.3), both directions:
+ * - `received`: inbound PUBLISH accepted, PUBREC about to be sent; a retransmission of the id
+ *   is not routed again until `released` [MQTT-4.3.3-10];
+ * - `released`: inbound PUBREL received, PUBCOMP about to be sent; the id is forgotten;
+ * - `pubrel`: outbound PUBREC received, PUBREL about to be sent; on resume the server re-sends
+ *   PUBREL, not the PUBLISH [MQTT-4.4.0-1]; the inbox entry `inboxId` (0 = none) goes in the
+ *   same write, so a crash cannot keep both;
+ * - `pubcomp`: outbound PUBCOMP received; the id is forgotten.
+ */
+export type Qos2Change =
+  { kind: 'received' | 'released' | 'pubcomp'; packetId: number } | { kind: 'pubrel'; packetId: number; inboxId: number };
+
+/** QoS 2 exchanges of a session in progress across a restart. */
+export interface Qos2State {
+  /** Inbound ids with PUBREC sent and no PUBREL yet. */
+  received: number[];
+  /** Outbound ids with PUBREL sent and no PUBCOMP yet. */
+  released: number[];
+}
+
+/**
+ * Per-session queues of QoS 1/2 messages for persistent sessions (offline, or window full),
+ * and the session's QoS 2 packet-id state. The engine owns the limit and drop policy; the
+ * store keeps what it is given until acked.
  */
 export interface InboxStore {
   /** Appends entries (ids increasing); resolves once they survive a crash. */
@@ -86,9 +108,13 @@ export interface InboxStore {
   ack(clientId: string, ids: readonly number[]): Promise<void>;
   /** Removes every entry with id < `beforeId`. */
   trim(clientId: string, beforeId: number): Promise<void>;
-  /** Removes the whole inbox (session ended). */
+  /** Records a QoS 2 state change; resolves once it survives a crash. */
+  qos2(clientId: string, change: Qos2Change): Promise<void>;
+  /** The QoS 2 state of a session (empty lists when none). */
+  qos2State(clientId: string): Promise<Qos2State>;
+  /** Removes the whole inbox and QoS 2 state (session ended). */
   delete(clientId: string): Promise<void>;
-  /** Sessions that have an inbox. */
+  /** Sessions that have an inbox or QoS 2 state. */
   sessions(): Promise<string[]>;
   close(): Promise<void>;
 }
