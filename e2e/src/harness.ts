@@ -19,6 +19,33 @@ export function adminHeaders(dataDir: string): Record<string, string> {
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const ROBUST_SERVER = `${REPO_ROOT}bin/robust-server`;
 
+/** Every listener of robust-server on a free port (port 0). */
+export const ANY_PORTS: readonly string[] = [
+  '--http-port',
+  '0',
+  '--mqtt-port',
+  '0',
+  '--kafka-port',
+  '0',
+  '--grpc-port',
+  '0',
+  '--ws-port',
+  '0',
+];
+/** ANY_PORTS with anonymous MQTT access allowed (it is off by default). */
+export const ANY_PORTS_ANONYMOUS: readonly string[] = [...ANY_PORTS, '--auth-allow-anonymous', 'true'];
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 10 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 export interface RunningServer {
   proc: ChildProcess;
   ports: Record<string, number>;

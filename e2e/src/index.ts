@@ -11,4 +11,8 @@ export {
   REPO_ROOT,
   ROBUST_SERVER,
   type RunningServer,
+  ANY_PORTS,
+  ANY_PORTS_ANONYMOUS,
+  sleep,
+  waitUntil,
 } from './harness.js';

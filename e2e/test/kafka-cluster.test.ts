@@ -6,9 +6,9 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
-import { adminHeaders, adminTokenFile, runCtl, startServer, waitReady } from '../src/index.js';
+import { adminHeaders, adminTokenFile, runCtl, startServer, waitReady, ANY_PORTS } from '../src/index.js';
 
-const anyPorts = ['--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--grpc-port', '0', '--ws-port', '0'];
+const anyPorts = ANY_PORTS;
 const env = { ROBUSTMQ_AUTH_ALLOW_ANONYMOUS: 'true', ROBUSTMQ_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '100' };
 
 interface Registration {

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
-import { startServer, waitReady, type RunningServer } from '../src/index.js';
+import { startServer, waitReady, type RunningServer, ANY_PORTS } from '../src/index.js';
 
-const anyPorts = ['--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--grpc-port', '0', '--ws-port', '0'];
+const anyPorts = ANY_PORTS;
 // a short first-rebalance delay keeps group joins fast
 const env = { ROBUSTMQ_AUTH_ALLOW_ANONYMOUS: 'true', ROBUSTMQ_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '100' };
 

@@ -4,23 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { startServer } from '../src/index.js';
+import { startServer, ANY_PORTS_ANONYMOUS } from '../src/index.js';
 
 // Anonymous MQTT access is an explicit setting (off by default).
-const anyPorts = [
-  '--http-port',
-  '0',
-  '--mqtt-port',
-  '0',
-  '--kafka-port',
-  '0',
-  '--grpc-port',
-  '0',
-  '--ws-port',
-  '0',
-  '--auth-allow-anonymous',
-  'true',
-];
+const anyPorts = ANY_PORTS_ANONYMOUS;
 
 async function connect(port: number, clientId: string, clean: boolean): Promise<mqtt.MqttClient> {
   const c = mqtt.connect({ host: '127.0.0.1', port, clientId, clean, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });

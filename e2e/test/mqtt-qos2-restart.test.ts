@@ -7,35 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
-import { startServer, type RunningServer } from '../src/index.js';
+import { startServer, type RunningServer, ANY_PORTS_ANONYMOUS, sleep, waitUntil } from '../src/index.js';
 
 // QoS 2 exchanges of persistent sessions (issue #5) across a restart of a real robust-server,
 // graceful (SIGTERM) and kill -9: the packet-id state is stored before PUBREC / PUBREL go out.
 
-const anyPorts = [
-  '--http-port',
-  '0',
-  '--mqtt-port',
-  '0',
-  '--kafka-port',
-  '0',
-  '--grpc-port',
-  '0',
-  '--ws-port',
-  '0',
-  '--auth-allow-anonymous',
-  'true',
-];
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const anyPorts = ANY_PORTS_ANONYMOUS;
 
 /** A bare 3.1.1 client: sends what it is told and acknowledges nothing by itself. */
 class RawClient {

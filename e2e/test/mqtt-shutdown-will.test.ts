@@ -4,35 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { startServer } from '../src/index.js';
+import { startServer, ANY_PORTS_ANONYMOUS, sleep, waitUntil } from '../src/index.js';
 
 // Wills of clients whose connections a graceful shutdown closes (issue #5): for the client that
 // is a network failure, so the wills are published (or kept, when delayed) before the stores close.
 
-const anyPorts = [
-  '--http-port',
-  '0',
-  '--mqtt-port',
-  '0',
-  '--kafka-port',
-  '0',
-  '--grpc-port',
-  '0',
-  '--ws-port',
-  '0',
-  '--auth-allow-anonymous',
-  'true',
-];
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const anyPorts = ANY_PORTS_ANONYMOUS;
 
 /** Connects; `onMessage` is attached first (queued messages can arrive with the CONNACK). */
 async function connect(

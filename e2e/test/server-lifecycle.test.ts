@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { health } from '@robustmq/proto';
-import { adminHeaders, runServer, startServer, waitReady } from '../src/index.js';
+import { adminHeaders, runServer, startServer, waitReady, ANY_PORTS } from '../src/index.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'robustmq-e2e-'));
@@ -15,7 +15,7 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-const anyPorts = ['--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--grpc-port', '0', '--ws-port', '0'];
+const anyPorts = ANY_PORTS;
 
 test('start on free ports, answer health and metrics, stop on SIGTERM with exit 0', async (t) => {
   const dir = tempDir(t);
