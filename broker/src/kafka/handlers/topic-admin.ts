@@ -150,29 +150,14 @@ function duplicates(resources: { resourceType: number; resourceName: string }[])
  * their defaults, as in Kafka). Values are validated; validateOnly changes nothing.
  */
 export async function handleAlterConfigs(ctx: KafkaContext, req: AlterConfigsRequest, _info: RequestInfo): Promise<AlterConfigsResponse> {
-  const dup = duplicates(req.resources);
-  const responses = [];
-  for (const res of req.resources) {
-    if (dup.has(`${res.resourceType}/${res.resourceName}`)) {
-      responses.push({
-        errorCode: KafkaError.INVALID_REQUEST,
-        errorMessage: 'resource appears more than once in the request',
-        resourceType: res.resourceType,
-        resourceName: res.resourceName,
-      });
-      continue;
+  const responses = await alterEach(ctx, req.resources, req.validateOnly, (res) => () => {
+    const config: Record<string, string> = {};
+    for (const c of res.configs) {
+      if (c.name in config) throw new KafkaApiError(KafkaError.INVALID_REQUEST, `config ${c.name} appears more than once`);
+      if (c.value !== null) config[c.name] = c.value;
     }
-    responses.push(
-      await alterResource(ctx, res, req.validateOnly, () => {
-        const config: Record<string, string> = {};
-        for (const c of res.configs) {
-          if (c.name in config) throw new KafkaApiError(KafkaError.INVALID_REQUEST, `config ${c.name} appears more than once`);
-          if (c.value !== null) config[c.name] = c.value;
-        }
-        return config;
-      }),
-    );
-  }
+    return config;
+  });
   return { throttleTimeMs: 0, responses };
 }
 
@@ -185,9 +170,20 @@ export async function handleIncrementalAlterConfigs(
   req: IncrementalAlterConfigsRequest,
   _info: RequestInfo,
 ): Promise<IncrementalAlterConfigsResponse> {
-  const dup = duplicates(req.resources);
+  const responses = await alterEach(ctx, req.resources, req.validateOnly, (res) => (cur) => applyIncremental(cur.config, res.configs));
+  return { throttleTimeMs: 0, responses };
+}
+
+/** Alters each resource in turn; a resource named twice in one request is refused (both times). */
+async function alterEach<R extends { resourceType: number; resourceName: string; configs: { name: string }[] }>(
+  ctx: KafkaContext,
+  resources: R[],
+  validateOnly: boolean,
+  change: (res: R) => (cur: StreamRecord) => Record<string, string>,
+): Promise<Awaited<ReturnType<typeof alterResource>>[]> {
+  const dup = duplicates(resources);
   const responses = [];
-  for (const res of req.resources) {
+  for (const res of resources) {
     if (dup.has(`${res.resourceType}/${res.resourceName}`)) {
       responses.push({
         errorCode: KafkaError.INVALID_REQUEST,
@@ -197,7 +193,7 @@ export async function handleIncrementalAlterConfigs(
       });
       continue;
     }
-    responses.push(await alterResource(ctx, res, req.validateOnly, (cur) => applyIncremental(cur.config, res.configs)));
+    responses.push(await alterResource(ctx, res, validateOnly, change(res)));
   }
-  return { throttleTimeMs: 0, responses };
+  return responses;
 }
