@@ -23,6 +23,11 @@ export class GroupCommitQueue<T, R> {
     });
   }
 
+  /** True while a flush runs or items wait for one. */
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
   /** Resolves once everything queued so far has been flushed (or failed). */
   async idle(): Promise<void> {
     while (this.running !== null) await this.running;

@@ -1,3 +1,5 @@
+import { fdatasync, ftruncateSync, writeSync, writevSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
@@ -12,6 +14,18 @@ import { ReadBufferPool } from './read-buffers.js';
 import { assignOffsets, checkOffset, type AppendInput, type AppendResult, type EngineReadResult } from './storage-engine.js';
 
 const CLEAN_MARKER = '.clean';
+const fdatasyncAsync = promisify(fdatasync);
+
+/** Writes all of `bufs` at `position` synchronously (a short write is continued, as the kernel may cut one). */
+function writeAllSync(fd: number, bufs: Buffer[], total: number, position: number): void {
+  let done = bufs.length === 1 ? writeSync(fd, bufs[0]!, 0, total, position) : writevSync(fd, bufs, position);
+  while (done < total) {
+    const rest = Buffer.concat(bufs).subarray(done);
+    const n = writeSync(fd, rest, 0, rest.length, position + done);
+    if (n === 0) throw new RobustError(ErrorCode.StorageIo, `short write: ${done} of ${total} bytes`);
+    done += n;
+  }
+}
 /** Buffers of large reads, shared by every shard of the process (see ReadBufferPool). */
 const readBuffers = new ReadBufferPool();
 const LOG_START_FILE = 'log-start-offset';
@@ -192,7 +206,46 @@ export class SegmentLog {
   append(input: AppendInput): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new RobustError(ErrorCode.EngineClosed, `shard ${this.name} is closed`));
     if (this.failed) return Promise.reject(this.failed);
+    if (
+      this.config.inlineWrites &&
+      this.config.fsyncPolicy !== FsyncPolicy.Always &&
+      !this.queue.busy &&
+      !this.mustRoll(input.buf.length)
+    ) {
+      // Fast path: nothing queued, no fsync to wait for, no roll: the write is one synchronous
+      // page-cache copy, so the append completes here without a queue turn.
+      try {
+        const res = this.place(input, this.active.size);
+        this.writeInline(this.active, [input.buf], input.buf.length);
+        return Promise.resolve(res);
+      } catch (err) {
+        return Promise.reject(wrapFsError(err, `append to shard ${this.name}`));
+      }
+    }
     return this.queue.push(input);
+  }
+
+  private mustRoll(bytes: number, writePos = this.active.size): boolean {
+    if (writePos === 0) return false;
+    return writePos + bytes > this.config.segmentBytes || Date.now() - this.active.createdMs >= this.config.segmentMs;
+  }
+
+  /** Assigns offsets to `item` written at `writePos` of the active segment and indexes its batches. */
+  private place(item: AppendInput, writePos: number): AppendResult {
+    const active = this.active;
+    const res = assignOffsets(item, active.nextOffset);
+    for (const b of item.batches) {
+      const base = item.buf.readBigInt64BE(b.position);
+      active.noteBatch(
+        writePos + b.position,
+        b.size,
+        base,
+        base + BigInt(b.lastOffsetDelta + 1),
+        b.maxTimestamp,
+        this.config.indexIntervalBytes,
+      );
+    }
+    return res;
   }
 
   private async writeGroup(items: AppendInput[]): Promise<(AppendResult | Error)[]> {
@@ -210,30 +263,14 @@ export class SegmentLog {
       if (this.failed) throw this.failed;
       let writePos = this.active.size;
       for (const item of items) {
-        const seg = this.active;
-        const tooBig = writePos > 0 && writePos + item.buf.length > this.config.segmentBytes;
-        const tooOld = writePos > 0 && Date.now() - seg.createdMs >= this.config.segmentMs;
-        if (tooBig || tooOld) {
+        if (this.mustRoll(item.buf.length, writePos)) {
           await flushPart();
           await this.roll();
           writePos = 0;
         }
-        const active = this.active;
-        const res = assignOffsets(item, active.nextOffset);
-        for (const b of item.batches) {
-          const base = item.buf.readBigInt64BE(b.position);
-          active.noteBatch(
-            writePos + b.position,
-            b.size,
-            base,
-            base + BigInt(b.lastOffsetDelta + 1),
-            b.maxTimestamp,
-            this.config.indexIntervalBytes,
-          );
-        }
+        partResults.push(this.place(item, writePos));
         writePos += item.buf.length;
         part.push(item.buf);
-        partResults.push(res);
       }
       await flushPart();
     } catch (err) {
@@ -246,32 +283,62 @@ export class SegmentLog {
   /** Writes `bufs` at the end of the active segment; on failure truncates them away again. */
   private async writePart(bufs: Buffer[]): Promise<void> {
     const seg = this.active;
-    const start = seg.size;
     const total = bufs.reduce((n, b) => n + b.length, 0);
+    if (this.config.inlineWrites && this.config.fsyncPolicy !== FsyncPolicy.Always) {
+      this.writeInline(seg, bufs, total);
+      return;
+    }
+    const start = seg.size;
     const prevMax = seg.maxTimestamp;
     try {
-      const { bytesWritten } = bufs.length === 1 ? await seg.fh.write(bufs[0]!, 0, total, start) : await seg.fh.writev(bufs, start);
-      if (bytesWritten !== total) throw new RobustError(ErrorCode.StorageIo, `short write: ${bytesWritten} of ${total} bytes`);
+      if (this.config.inlineWrites) writeAllSync(seg.fh.fd, bufs, total, start);
+      else {
+        const { bytesWritten } = bufs.length === 1 ? await seg.fh.write(bufs[0]!, 0, total, start) : await seg.fh.writev(bufs, start);
+        if (bytesWritten !== total) throw new RobustError(ErrorCode.StorageIo, `short write: ${bytesWritten} of ${total} bytes`);
+      }
       if (this.config.fsyncPolicy === FsyncPolicy.Always) {
-        await seg.fh.datasync();
+        await fdatasyncAsync(seg.fh.fd); // the callback API: ~25 µs less than FileHandle.datasync here
         this.metrics.fsyncs.inc({ engine: 'segment' });
       } else this.dirty = true;
     } catch (err) {
-      seg.index.truncateToPosition(start);
-      seg.timeIndex.truncateToRelOffset(Number(this.hw - seg.baseOffset) + 1);
-      seg.nextOffset = this.hw;
-      seg.maxTimestamp = prevMax;
-      try {
-        await seg.fh.truncate(start);
-      } catch (truncErr) {
-        this.failed = wrapFsError(truncErr, `truncate ${seg.logPath} after a failed write`);
-        this.log.error({ err: truncErr, file: seg.logPath }, 'cannot undo failed write; shard refuses appends until reopened');
-      }
+      await this.undoWrite(seg, start, prevMax, () => seg.fh.truncate(start));
       throw err;
     }
+    this.written(seg, start, total);
+  }
+
+  /** The synchronous page-cache write of the inline path (no fsync to wait for). */
+  private writeInline(seg: Segment, bufs: Buffer[], total: number): void {
+    const start = seg.size;
+    const prevMax = seg.maxTimestamp;
+    try {
+      writeAllSync(seg.fh.fd, bufs, total, start);
+    } catch (err) {
+      void this.undoWrite(seg, start, prevMax, () => ftruncateSync(seg.fh.fd, start));
+      throw err;
+    }
+    this.dirty = true;
+    this.written(seg, start, total);
+  }
+
+  private written(seg: Segment, start: number, total: number): void {
     if (seg.verifiedEnd === start) seg.verifiedEnd = start + total;
     seg.size = start + total;
     this.hw = seg.nextOffset;
+  }
+
+  /** Forgets the index entries of a failed write and truncates its bytes away. */
+  private async undoWrite(seg: Segment, start: number, prevMax: number, truncate: () => unknown): Promise<void> {
+    seg.index.truncateToPosition(start);
+    seg.timeIndex.truncateToRelOffset(Number(this.hw - seg.baseOffset) + 1);
+    seg.nextOffset = this.hw;
+    seg.maxTimestamp = prevMax;
+    try {
+      await truncate();
+    } catch (truncErr) {
+      this.failed = wrapFsError(truncErr, `truncate ${seg.logPath} after a failed write`);
+      this.log.error({ err: truncErr, file: seg.logPath }, 'cannot undo failed write; shard refuses appends until reopened');
+    }
   }
 
   private async roll(): Promise<void> {

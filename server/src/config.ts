@@ -161,6 +161,11 @@ export const ConfigSchema = z.strictObject({
       .describe(
         "Check each batch's CRC-32C when reading segment files (once per byte per process: bytes appended or already checked are trusted)",
       ),
+    inlineWrites: bool()
+      .default(true)
+      .describe(
+        'Segment engine: copy appended bytes into the page cache with a synchronous write on the event loop (fsyncs still run on the thread pool); false sends every write through the thread pool, for data disks that can stall plain writes',
+      ),
     memoryMaxBytes: num()
       .min(1, 'at least 1')
       .default(64 * 1024 * 1024)

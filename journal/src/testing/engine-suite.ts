@@ -11,6 +11,8 @@ import { batchOf, readAllRecords, removeDir, tempDir } from './helpers.js';
 export type OpenClient = (dataDir: string) => Promise<JournalClient & { close(): Promise<void> }>;
 
 export interface EngineSuiteOptions {
+  /** Names this run when one engine runs the suite with several configurations. */
+  label?: string;
   engine: EngineKind;
   open: OpenClient;
   /** Shard config overrides used by every shard of the suite. */
@@ -46,7 +48,7 @@ export function runEngineSuite(opts: EngineSuiteOptions): void {
     }
   }
 
-  describe(`engine suite: ${engine}`, () => {
+  describe(`engine suite: ${engine}${opts.label ? ` (${opts.label})` : ''}`, () => {
     test('create, get, list, delete; duplicates and unknown names are typed errors', () =>
       withClient(async (c) => {
         const info = await c.createShard('a', create);
