@@ -10,7 +10,7 @@ import { SegmentEngine } from './segment-engine.js';
 import { CompactedEngine } from './compacted-engine.js';
 import { MultiplexedEngine } from './multiplexed-engine.js';
 import { validateBatches } from './record-batch.js';
-import type { AppendResult, EngineContext, ShardDefinition, StorageEngine } from './storage-engine.js';
+import type { AppendInput, AppendResult, EngineContext, ShardDefinition, StorageEngine } from './storage-engine.js';
 import { wrapFsError, writeFileAtomic } from './fs-util.js';
 
 export type { AppendResult } from './storage-engine.js';
@@ -267,31 +267,48 @@ export class Journal implements JournalClient {
   // -------------------------------------------------------------------------------------------
   // data
 
-  async append(shard: string, batch: Buffer): Promise<AppendResult> {
-    this.assertOpen();
-    const engine = this.engineOf(shard);
-    const config = engine.config(shard);
-    if (batch.length > config.maxBatchBytes) {
-      throw new RobustError(
-        ErrorCode.BatchTooLarge,
-        `append of ${batch.length} bytes exceeds maxBatchBytes ${config.maxBatchBytes} of shard ${shard}`,
-      );
+  append(shard: string, batch: Buffer): Promise<AppendResult> {
+    try {
+      this.assertOpen();
+      const engine = this.engineOf(shard);
+      const config = engine.config(shard);
+      if (batch.length > config.maxBatchBytes) {
+        throw new RobustError(
+          ErrorCode.BatchTooLarge,
+          `append of ${batch.length} bytes exceeds maxBatchBytes ${config.maxBatchBytes} of shard ${shard}`,
+        );
+      }
+      const buf = batch;
+      const batches = validateBatches(buf);
+      let offsetSpan = 0;
+      let records = 0;
+      for (const b of batches) {
+        offsetSpan += b.lastOffsetDelta + 1;
+        records += b.recordCount;
+      }
+      const input: AppendInput = { buf, batches, offsetSpan, records };
+      // An engine that can complete the append at once (a page-cache write, no fsync to wait
+      // for) does so without a promise chain: that is most of an append's fixed cost.
+      const now = engine.appendNow?.(shard, input);
+      if (now !== undefined) {
+        this.appended(engine.kind, shard, input);
+        return Promise.resolve(now);
+      }
+      return engine.append(shard, input).then((result) => {
+        this.appended(engine.kind, shard, input);
+        return result;
+      });
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    const buf = batch;
-    const batches = validateBatches(buf);
-    let offsetSpan = 0;
-    let records = 0;
-    for (const b of batches) {
-      offsetSpan += b.lastOffsetDelta + 1;
-      records += b.recordCount;
-    }
-    const result = await engine.append(shard, { buf, batches, offsetSpan, records });
-    const m = this.counters[engine.kind];
-    m.appendBytes.inc(buf.length);
-    m.appendRecords.inc(records);
-    m.appendBatches.inc(batches.length);
+  }
+
+  private appended(kind: EngineKind, shard: string, input: AppendInput): void {
+    const m = this.counters[kind];
+    m.appendBytes.inc(input.buf.length);
+    m.appendRecords.inc(input.records);
+    m.appendBatches.inc(input.batches.length);
     this.wake(shard);
-    return result;
   }
 
   async read(shard: string, fromOffset: bigint, opts: ReadOptions = {}): Promise<ReadResult> {

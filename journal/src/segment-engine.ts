@@ -61,6 +61,10 @@ export class SegmentEngine implements StorageEngine {
     return this.shard(name).append(input);
   }
 
+  appendNow(name: string, input: AppendInput): AppendResult | undefined {
+    return this.shard(name).appendNow(input);
+  }
+
   read(name: string, fromOffset: bigint, maxBytes: number): Promise<EngineReadResult> {
     return this.shard(name).read(fromOffset, maxBytes);
   }

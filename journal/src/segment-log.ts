@@ -204,25 +204,31 @@ export class SegmentLog {
   // writes
 
   append(input: AppendInput): Promise<AppendResult> {
-    if (this.closed) return Promise.reject(new RobustError(ErrorCode.EngineClosed, `shard ${this.name} is closed`));
-    if (this.failed) return Promise.reject(this.failed);
-    if (
-      this.config.inlineWrites &&
-      this.config.fsyncPolicy !== FsyncPolicy.Always &&
-      !this.queue.busy &&
-      !this.mustRoll(input.buf.length)
-    ) {
-      // Fast path: nothing queued, no fsync to wait for, no roll: the write is one synchronous
-      // page-cache copy, so the append completes here without a queue turn.
-      try {
-        const res = this.place(input, this.active.size);
-        this.writeInline(this.active, [input.buf], input.buf.length);
-        return Promise.resolve(res);
-      } catch (err) {
-        return Promise.reject(wrapFsError(err, `append to shard ${this.name}`));
-      }
+    try {
+      const now = this.appendNow(input);
+      if (now !== undefined) return Promise.resolve(now);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
     return this.queue.push(input);
+  }
+
+  /**
+   * The fast path: nothing queued, no fsync to wait for, no roll — the write is one synchronous
+   * page-cache copy, so the append completes here. Undefined when the queue must take it.
+   */
+  appendNow(input: AppendInput): AppendResult | undefined {
+    if (this.closed) throw new RobustError(ErrorCode.EngineClosed, `shard ${this.name} is closed`);
+    if (this.failed) throw this.failed;
+    if (!this.config.inlineWrites || this.config.fsyncPolicy === FsyncPolicy.Always || this.queue.busy || this.mustRoll(input.buf.length))
+      return undefined;
+    try {
+      const res = this.place(input, this.active.size);
+      this.writeInline(this.active, [input.buf], input.buf.length);
+      return res;
+    } catch (err) {
+      throw wrapFsError(err, `append to shard ${this.name}`);
+    }
   }
 
   private mustRoll(bytes: number, writePos = this.active.size): boolean {

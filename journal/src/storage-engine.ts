@@ -65,6 +65,11 @@ export interface StorageEngine {
   create(name: string, overrides: ShardConfig): Promise<void>;
   remove(name: string): Promise<void>;
   append(name: string, input: AppendInput): Promise<AppendResult>;
+  /**
+   * Completes the append synchronously when the engine can (nothing queued before it, no fsync
+   * to wait for); undefined means "use append". Throws what append would reject with.
+   */
+  appendNow?(name: string, input: AppendInput): AppendResult | undefined;
   read(name: string, fromOffset: bigint, maxBytes: number): Promise<EngineReadResult>;
   earliestOffset(name: string): bigint;
   /** Next offset to be written (the high watermark: everything below it is readable). */
