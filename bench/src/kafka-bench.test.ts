@@ -21,6 +21,24 @@ test('a patched Produce frame carries a valid RecordBatch with the send time', (
   }
 });
 
+test('a Produce frame for several partitions carries one valid batch per partition, each patched', () => {
+  const batch = buildBatch(5, 32, Compression.None);
+  const f = new ProduceFrame('c', 'topic', -1, 1000, batch, 5, 3);
+  assert.equal(f.records, 15);
+  f.patch(9, [4, 0, 7], 1_700_000_000_000);
+  assert.equal(f.bytes.readInt32BE(8), 9);
+  const entry = 8 + batch.length;
+  assert.equal(f.bytes.readInt32BE(f.bytes.length - 3 * entry - 4), 3); // partition array length
+  for (const [i, partition] of [4, 0, 7].entries()) {
+    const at = f.bytes.length - (3 - i) * entry;
+    assert.equal(f.bytes.readInt32BE(at), partition);
+    assert.equal(f.bytes.readInt32BE(at + 4), batch.length);
+    const d = decodeRecordBatch(Buffer.from(f.bytes.subarray(at + 8, at + 8 + batch.length)), { verifyCrc: true });
+    assert.equal(d.records.length, 5);
+    assert.equal(d.records[4]!.timestamp, 1_700_000_000_000);
+  }
+});
+
 const opts = (mode: KafkaMode, port: number, extra: Record<string, unknown> = {}) =>
   kafkaOptionsFrom(mode, {
     host: '127.0.0.1',

@@ -154,8 +154,10 @@ export interface ProducerOptions {
   partitions: number[];
   acks: number;
   timeoutMs: number;
-  /** Records per request (one RecordBatch). */
+  /** Records per RecordBatch. */
   batchRecords: number;
+  /** Partitions (one batch each) per request; default 1. */
+  partitionsPerRequest?: number;
   batch: Buffer;
   inflight: number;
   /** Records to send; Infinity until stopped. */
@@ -164,6 +166,9 @@ export interface ProducerOptions {
 
 export class KafkaProducer extends KafkaConnection implements PumpSource {
   readonly o: ProducerOptions;
+  /** Records per request (batch records × partitions per request). */
+  readonly perRequest: number;
+  private readonly perRequestPartitions: number[];
   private readonly frames: ProduceFrame[] = [];
   private readonly busy: Uint8Array;
   private readonly written: (() => void)[] = [];
@@ -185,15 +190,19 @@ export class KafkaProducer extends KafkaConnection implements PumpSource {
   constructor(target: KafkaTarget, errors: ErrorCounts, ackLatency: Histogram, o: ProducerOptions) {
     super(target, errors);
     this.o = o;
+    this.perRequestPartitions = new Array<number>(Math.max(1, Math.min(o.partitionsPerRequest ?? 1, o.partitions.length))).fill(0);
+    this.perRequest = o.batchRecords * this.perRequestPartitions.length;
     this.ackLatency = ackLatency;
     const slots = Math.max(2, o.inflight);
     this.busy = new Uint8Array(slots);
     for (let i = 0; i < slots; i++) {
-      this.frames.push(new ProduceFrame(target.clientId, o.topic, o.acks, o.timeoutMs, o.batch, o.batchRecords));
+      this.frames.push(
+        new ProduceFrame(target.clientId, o.topic, o.acks, o.timeoutMs, o.batch, o.batchRecords, this.perRequestPartitions.length),
+      );
       this.written.push(() => {
         this.busy[i] = 0;
         if (this.o.acks === 0) {
-          this.acked += this.o.batchRecords;
+          this.acked += this.perRequest;
           this.inflight--;
         }
         this.wake();
@@ -221,18 +230,21 @@ export class KafkaProducer extends KafkaConnection implements PumpSource {
 
   available(): number {
     if (this.done || this.blocked || this.inflight >= this.o.inflight || this.busy[this.slot] === 1) return 0;
-    return this.o.batchRecords;
+    return this.perRequest;
   }
 
   send(_n: number, t: number): void {
     const i = this.slot;
     const frame = this.frames[i]!;
-    const partition = this.o.partitions[this.nextPartition]!;
-    this.nextPartition = (this.nextPartition + 1) % this.o.partitions.length;
-    frame.patch(this.nextCorrelation++, partition, t);
+    const parts = this.perRequestPartitions;
+    for (let p = 0; p < parts.length; p++) {
+      parts[p] = this.o.partitions[this.nextPartition]!;
+      this.nextPartition = (this.nextPartition + 1) % this.o.partitions.length;
+    }
+    frame.patch(this.nextCorrelation++, parts, t);
     this.sentAt[(this.head + this.inflight) % this.sentAt.length] = t;
     this.inflight++;
-    this.sent += this.o.batchRecords;
+    this.sent += this.perRequest;
     this.busy[i] = 1;
     this.slot = (i + 1) % this.frames.length;
     const sock = this.sock!;
@@ -254,12 +266,12 @@ export class KafkaProducer extends KafkaConnection implements PumpSource {
   protected override onResponse(corr: number, r: KafkaReader): void {
     if (corr < 1_000_000) return super.onResponse(corr, r);
     const t = performance.timeOrigin + performance.now();
-    this.ackLatency.recordMany((t - this.sentAt[this.head]!) * 1000, this.o.batchRecords);
+    this.ackLatency.recordMany((t - this.sentAt[this.head]!) * 1000, this.perRequest);
     this.head = (this.head + 1) % this.sentAt.length;
     this.inflight--;
     const before = this.errors.total;
     decodeProduceResponse(r, this.onProduceError);
-    if (this.errors.total === before) this.acked += this.o.batchRecords;
+    if (this.errors.total === before) this.acked += this.perRequest;
     this.wake();
   }
 }

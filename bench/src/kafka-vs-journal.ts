@@ -47,6 +47,12 @@ const options = {
   'batch-bytes': { type: 'number', min: 1, default: 16_384, help: 'record value bytes per RecordBatch (= per produce request)' },
   inflight: { type: 'number', min: 1, default: 16, help: 'produce requests (journal appends) in flight' },
   partitions: { type: 'number', min: 1, default: 4, help: 'partitions of each topic (journal shards), written round-robin' },
+  'partitions-per-request': {
+    type: 'number',
+    min: 1,
+    default: 4,
+    help: 'batches per Produce request, one per partition (a producer sends one request per broker with a batch for each partition it has ready)',
+  },
   acks: { type: 'string', default: '1,all', help: 'comma-separated produce cases: 0, 1, all' },
   'fetch-max-bytes': { type: 'number', min: 1024, default: 50 * 1024 * 1024, help: 'Fetch max_bytes (whole response)' },
   'partition-max-bytes': { type: 'number', min: 1024, default: 16 * 1024 * 1024, help: 'Fetch partition_max_bytes' },
@@ -95,6 +101,7 @@ interface Settings {
   batchBytes: number;
   inflight: number;
   partitions: number;
+  partitionsPerRequest: number;
   acks: number[];
   fetchMaxBytes: number;
   partitionMaxBytes: number;
@@ -134,19 +141,20 @@ async function journalCase(s: Settings, batch: Buffer): Promise<Row> {
         await journal.append(shards[i % shards.length]!, own);
       }
     };
-    await Promise.all(Array.from({ length: s.inflight }, worker));
+    const inflight = s.inflight * s.partitionsPerRequest; // the batches the producer has in flight
+    await Promise.all(Array.from({ length: inflight }, worker));
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000;
     return {
-      case: `journal append, ${s.inflight} in flight`,
+      case: `journal append, ${s.inflight * s.partitionsPerRequest} in flight`,
       records: s.batches * s.perBatch,
       seconds: secs,
       recordsPerS: (s.batches * s.perBatch) / secs,
       MBps: (s.batches * batch.length) / secs / 1e6,
       ratio: null,
       cpuMs,
-      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/append`,
+      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/batch`,
       errors: 0,
     };
   } finally {
@@ -184,6 +192,7 @@ async function produceCase(
     acks,
     timeoutMs: 30_000,
     batchRecords: s.perBatch,
+    partitionsPerRequest: s.partitionsPerRequest,
     batch,
     inflight: s.inflight,
     count,
@@ -192,7 +201,7 @@ async function produceCase(
   try {
     const cpu0 = pid === undefined ? 0 : cpuMsOf(pid);
     const t0 = performance.now();
-    const pump = new Pump([producer], 0, s.perBatch);
+    const pump = new Pump([producer], 0, producer.perRequest);
     pump.begin(Number.POSITIVE_INFINITY);
     await pump.finished;
     let last = -1;
@@ -204,7 +213,7 @@ async function produceCase(
     }
     const secs = (performance.now() - t0) / 1000;
     const cpuMs = pid === undefined ? Number.NaN : cpuMsOf(pid) - cpu0;
-    if (producer.inflight > 0) errors.add('produce never acknowledged', producer.inflight * s.perBatch);
+    if (producer.inflight > 0) errors.add('produce never acknowledged', producer.inflight * producer.perRequest);
     return {
       case: `kafka produce acks=${acks === -1 ? 'all' : acks}`,
       records: producer.acked,
@@ -213,7 +222,7 @@ async function produceCase(
       MBps: ((producer.acked / s.perBatch) * batch.length) / secs / 1e6,
       ratio: null,
       cpuMs,
-      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/request`,
+      cpuPer: `${((cpuMs * 1000) / s.batches).toFixed(1)} µs/batch`,
       errors: errors.total,
     };
   } finally {
@@ -454,6 +463,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
     batchBytes: 0,
     inflight: v.inflight as number,
     partitions: v.partitions as number,
+    partitionsPerRequest: Math.min(v['partitions-per-request'] as number, v.partitions as number),
     acks,
     fetchMaxBytes: v['fetch-max-bytes'] as number,
     partitionMaxBytes: v['partition-max-bytes'] as number,
@@ -508,7 +518,8 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
   }
   const load1 = loadavg()[0]!;
   const notes = [
-    `${s.batches} RecordBatches of ${perBatch} × ${recordBytes} B (${batch.length} B each) over ${s.partitions} partitions, ${s.inflight} in flight, ` +
+    `${s.batches} RecordBatches of ${perBatch} × ${recordBytes} B (${batch.length} B each) over ${s.partitions} partitions, ${s.partitionsPerRequest} per Produce request, ${s.inflight} requests in flight ` +
+      `(${s.inflight * s.partitionsPerRequest} journal appends), ` +
       `after ${s.warmupBatches} warm-up batches (journal; server: per acks case); ` +
       `fetch max_bytes ${s.fetchMaxBytes}, partition_max_bytes ${s.partitionMaxBytes}. MB = 10^6 bytes of record batches.`,
     `× journal = Kafka produce records/s ÷ journal append records/s. CPU: the journal case's own process; Kafka cases: the server process` +

@@ -272,38 +272,56 @@ export function decodeListOffsetsResponse(r: KafkaReader): { partition: number; 
 export class ProduceFrame {
   readonly bytes: Buffer;
   private readonly corrAt: number;
-  private readonly partitionAt: number;
-  private readonly batchAt: number;
+  /** Per partition entry: where its partition index and its batch start. */
+  private readonly partitionAt: number[] = [];
+  private readonly batchAt: number[] = [];
+  /** Records per request: the batch's records × partitions per request. */
   readonly records: number;
 
-  constructor(clientId: string, topic: string, acks: number, timeoutMs: number, batch: Buffer, records: number) {
+  /**
+   * A Produce request carrying `batch` for `partitionsPerRequest` partitions of `topic` (as a
+   * real producer sends one request per broker with one batch per partition it has ready).
+   */
+  constructor(clientId: string, topic: string, acks: number, timeoutMs: number, batch: Buffer, records: number, partitionsPerRequest = 1) {
+    const entries = Array.from({ length: partitionsPerRequest }, (_, i) => i);
     const body = new KafkaWriter()
       .string(null)
       .int16(acks)
       .int32(timeoutMs)
-      .array([topic], (w, t) => w.string(t).int32(1).int32(0).bytes(batch))
+      .array([topic], (w, t) => w.string(t).array(entries, (pw, p) => pw.int32(p).bytes(batch)))
       .done();
     this.bytes = encodeRequest(ApiKey.Produce, 0, clientId, body);
     this.corrAt = 8;
-    this.batchAt = this.bytes.length - batch.length;
-    this.partitionAt = this.batchAt - 8;
-    this.records = records;
+    const entryBytes = 4 + 4 + batch.length;
+    for (let i = 0; i < partitionsPerRequest; i++) {
+      const at = this.bytes.length - (partitionsPerRequest - i) * entryBytes;
+      this.partitionAt.push(at);
+      this.batchAt.push(at + 8);
+    }
+    this.records = records * partitionsPerRequest;
   }
 
-  /** Patches the frame for one send. No allocation (the CRC runs over the batch in place). */
-  patch(correlationId: number, partition: number, sendTimeMs: number): void {
+  /**
+   * Patches the frame for one send: the correlation id, the partition of each entry (`partitions`,
+   * one per entry, or one number for a single-entry frame), timestamps and CRCs. No allocation
+   * (the CRC runs over each batch in place).
+   */
+  patch(correlationId: number, partitions: number | readonly number[], sendTimeMs: number): void {
     const b = this.bytes;
     b.writeInt32BE(correlationId, this.corrAt);
-    b.writeInt32BE(partition, this.partitionAt);
     const ts = Math.floor(sendTimeMs);
     const hi = Math.floor(ts / 0x1_0000_0000);
     const lo = ts - hi * 0x1_0000_0000;
-    const base = this.batchAt;
-    b.writeInt32BE(hi, base + BatchField.BaseTimestamp);
-    b.writeUInt32BE(lo, base + BatchField.BaseTimestamp + 4);
-    b.writeInt32BE(hi, base + BatchField.MaxTimestamp);
-    b.writeUInt32BE(lo, base + BatchField.MaxTimestamp + 4);
-    b.writeUInt32BE(crc32c(b.subarray(base + BatchField.Attributes)), base + BatchField.Crc);
+    for (let i = 0; i < this.batchAt.length; i++) {
+      b.writeInt32BE(typeof partitions === 'number' ? partitions : partitions[i]!, this.partitionAt[i]!);
+      const base = this.batchAt[i]!;
+      b.writeInt32BE(hi, base + BatchField.BaseTimestamp);
+      b.writeUInt32BE(lo, base + BatchField.BaseTimestamp + 4);
+      b.writeInt32BE(hi, base + BatchField.MaxTimestamp);
+      b.writeUInt32BE(lo, base + BatchField.MaxTimestamp + 4);
+      const batchLength = b.readInt32BE(base + BatchField.BatchLength);
+      b.writeUInt32BE(crc32c(b.subarray(base + BatchField.Attributes, base + 12 + batchLength)), base + BatchField.Crc);
+    }
   }
 }
 

@@ -1,13 +1,15 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { hotCounter, type HotCounter } from '@robustmq/common';
 
 /** Metrics of the Kafka listener (names are part of the dashboards; see broker/README.md). */
 export interface KafkaMetrics {
   requests: Counter<'api' | 'version' | 'outcome'>;
   requestDuration: Histogram<'api'>;
-  bytesIn: Counter;
-  bytesOut: Counter;
+  /** Per-request counters are hot counters: plain adds, moved into Prometheus on scrape. */
+  bytesIn: HotCounter;
+  bytesOut: HotCounter;
   parkedFetches: Gauge;
-  producedRecords: Counter;
+  producedRecords: HotCounter;
   bridgedRecords: Counter<'direction'>;
 }
 
@@ -36,27 +38,33 @@ export function createKafkaMetrics(registry: Registry): KafkaMetrics {
           registers: [registry],
         }),
     ),
-    bytesIn: get(
-      'robustmq_kafka_bytes_received_total',
-      () => new Counter({ name: 'robustmq_kafka_bytes_received_total', help: 'Bytes of Kafka requests read', registers: [registry] }),
+    bytesIn: hotCounter(
+      get(
+        'robustmq_kafka_bytes_received_total',
+        () => new Counter({ name: 'robustmq_kafka_bytes_received_total', help: 'Bytes of Kafka requests read', registers: [registry] }),
+      ),
     ),
-    bytesOut: get(
-      'robustmq_kafka_bytes_sent_total',
-      () => new Counter({ name: 'robustmq_kafka_bytes_sent_total', help: 'Bytes of Kafka responses written', registers: [registry] }),
+    bytesOut: hotCounter(
+      get(
+        'robustmq_kafka_bytes_sent_total',
+        () => new Counter({ name: 'robustmq_kafka_bytes_sent_total', help: 'Bytes of Kafka responses written', registers: [registry] }),
+      ),
     ),
     parkedFetches: get(
       'robustmq_kafka_parked_fetches',
       () =>
         new Gauge({ name: 'robustmq_kafka_parked_fetches', help: 'Fetch requests waiting for data (long poll)', registers: [registry] }),
     ),
-    producedRecords: get(
-      'robustmq_kafka_produced_records_total',
-      () =>
-        new Counter({
-          name: 'robustmq_kafka_produced_records_total',
-          help: 'Records appended by Kafka Produce requests',
-          registers: [registry],
-        }),
+    producedRecords: hotCounter(
+      get(
+        'robustmq_kafka_produced_records_total',
+        () =>
+          new Counter({
+            name: 'robustmq_kafka_produced_records_total',
+            help: 'Records appended by Kafka Produce requests',
+            registers: [registry],
+          }),
+      ),
     ),
     bridgedRecords: get(
       'robustmq_kafka_bridged_records_total',

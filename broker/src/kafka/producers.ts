@@ -36,7 +36,7 @@ export interface SequenceClaim {
   failed(): void;
 }
 
-const NOOP_CLAIM: SequenceClaim = { done: () => undefined, failed: () => undefined };
+export const NOOP_CLAIM: SequenceClaim = { done: () => undefined, failed: () => undefined };
 
 /** Sequence arithmetic wraps from 2^31−1 to 0. */
 function nextSeq(seq: number, n = 1): number {

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Registry } from 'prom-client';
-import type { Logger } from '@robustmq/common';
+import { hotCounter, type Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import { GrpcJournalClient, type JournalClient } from '@robustmq/journal';
 import type { Message } from '../mqtt/message.js';
@@ -436,7 +436,7 @@ export class KafkaServer {
     const key = `${api}/${version}/${outcome}`;
     let c = this.#requestCounters.get(key);
     if (c === undefined) {
-      c = this.metrics.requests.labels(api, String(version), outcome);
+      c = hotCounter(this.metrics.requests, { api, version: String(version), outcome });
       this.#requestCounters.set(key, c);
     }
     c.inc();

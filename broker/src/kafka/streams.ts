@@ -173,6 +173,13 @@ export class StreamRegistry {
   }
 
   /** The shard of a partition, created if it is missing; UNKNOWN_TOPIC_OR_PARTITION if the partition is not there. */
+  /** The partition's shard when it is known to exist (no await needed), else undefined. */
+  readyShardOf(rec: StreamRecord, partition: number): string | undefined {
+    if (partition < 0 || partition >= rec.partitions) return undefined;
+    const name = shardName(rec.name, partition);
+    return this.#shards.has(name) ? name : undefined;
+  }
+
   async shardOf(rec: StreamRecord, partition: number): Promise<string> {
     if (partition < 0 || partition >= rec.partitions) {
       throw new KafkaApiError(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `partition ${partition} of ${rec.name} does not exist`);

@@ -4,6 +4,7 @@ import { KafkaApiError, KafkaError, kafkaErrorOf } from '../errors.js';
 import type { PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse } from '../messages/produce/index.js';
 import type { StreamRecord } from '../streams.js';
 import { decodeAllRecords } from '../compression.js';
+import { NOOP_CLAIM } from '../producers.js';
 
 const MAGIC_OFFSET = 16;
 
@@ -58,14 +59,16 @@ async function producePartition(
   };
   try {
     if (records === null || records.length === 0) throw new KafkaApiError(KafkaError.CORRUPT_MESSAGE, 'no records');
-    const shard = await ctx.streams.shardOf(s, partition);
+    const shard = ctx.streams.readyShardOf(s, partition) ?? (await ctx.streams.shardOf(s, partition));
     const h = checkBatch(records, version);
     // Streams bound to MQTT need the records decoded: do it before the append, so a batch that
     // cannot be decoded is refused instead of stored half-bridged.
     const out_ = ctx.bindings.outBinding(s.name);
     let bridged: JournalRecord[] | undefined;
     if (out_ !== undefined) bridged = decodeAllRecords(records);
-    const claim = await ctx.producers.claim(shard, h.producerId, h.producerEpoch, h.baseSequence, h.recordCount);
+    // a plain producer (no id) has nothing to claim: skip the await
+    const claim =
+      h.producerId < 0n ? NOOP_CLAIM : await ctx.producers.claim(shard, h.producerId, h.producerEpoch, h.baseSequence, h.recordCount);
     if (claim.duplicateOf !== undefined) {
       out.baseOffset = claim.duplicateOf;
     } else {
@@ -85,7 +88,7 @@ async function producePartition(
         ctx.metrics.bridgedRecords.inc({ direction: 'kafka_to_mqtt' }, bridged.length);
       }
     }
-    out.logStartOffset = await ctx.journal.earliestOffset(shard);
+    if (version >= 5) out.logStartOffset = await ctx.journal.earliestOffset(shard); // the field exists from v5
   } catch (err) {
     out.errorCode = kafkaErrorOf(err);
     out.errorMessage = (err as Error).message;
