@@ -304,6 +304,13 @@ export const ConfigSchema = z.strictObject({
       .min(1, 'at least 1')
       .default(30_000)
       .describe('Longest a Kafka response may wait for a full socket buffer before the connection is closed, in milliseconds'),
+    maxInflightProduceRequests: num()
+      .min(1, 'at least 1')
+      .max(1024, 'at most 1024')
+      .default(16)
+      .describe(
+        'Produce requests of one connection served at once (their appends overlap, responses keep request order); reaching it stops reading that connection. A broker whose journal is remote (--roles broker) serves one at a time',
+      ),
     producerIdleExpiryMs: num()
       .min(1, 'at least 1')
       .default(7 * 24 * 3600 * 1000)
