@@ -20,6 +20,7 @@
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Compression, type Journal } from '@robustmq/journal';
@@ -113,6 +114,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** The server this run started, killed by PID if the run times out. */
 let started: Broker | undefined;
+
+/**
+ * Writes all dirty pages out (sync(1)) before a timed case, so no case pays for the kernel's
+ * writeback of the one before it (on two cores the flusher threads compete for the CPU).
+ */
+function settleDisk(): void {
+  try {
+    execFileSync('sync', { timeout: 120_000 });
+  } catch {
+    // best effort: a case then runs with whatever writeback is pending
+  }
+}
 
 /** utime + stime of a process in ms (Linux /proc; clock ticks assumed 100/s, as everywhere). */
 function cpuMsOf(pid: number): number {
@@ -478,6 +491,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
     if (v.json !== true) process.stderr.write(`${what}…\n`);
   };
   step('journal append');
+  settleDisk();
   rows.push(await journalCase(s, batch));
   const journalRate = rows[0]!.recordsPerS;
 
@@ -502,6 +516,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
     for (const a of acks) {
       const topic = `kvj-${run}-acks${a === -1 ? 'all' : a}`;
       step(`kafka produce acks=${a === -1 ? 'all' : a}`);
+      settleDisk();
       const r = await produceCase(s, target, serverPid, topic, a, batch);
       r.ratio = r.recordsPerS / journalRate;
       rows.push(r);
@@ -522,7 +537,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       `(${s.inflight * s.partitionsPerRequest} journal appends), ` +
       `after ${s.warmupBatches} warm-up batches (journal; server: per acks case); ` +
       `fetch max_bytes ${s.fetchMaxBytes}, partition_max_bytes ${s.partitionMaxBytes}. MB = 10^6 bytes of record batches.`,
-    `× journal = Kafka produce records/s ÷ journal append records/s. CPU: the journal case's own process; Kafka cases: the server process` +
+    `× journal = Kafka produce records/s ÷ journal append records/s; every timed case starts after sync(1). CPU: the journal case's own process; Kafka cases: the server process` +
       `${v.port !== undefined && v['server-pid'] === undefined ? ' (not measured: --port without --server-pid)' : ''}.`,
     `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, 1-min load average ${load0.toFixed(2)} before, ${load1.toFixed(2)} after.`,
   ];
