@@ -173,7 +173,8 @@ export class MqttEngine {
           subscriptionIds: e.subscriptionIds,
           inboxId: e.id,
           group: undefined,
-          packetId: 0,
+          // Set when it went out before the restart: the resume re-sends it with DUP under that id.
+          packetId: e.packetId ?? 0,
           released: false,
         });
         s.nextInboxId = Math.max(s.nextInboxId, e.id + 1);
@@ -629,6 +630,7 @@ export class MqttEngine {
       if (member === undefined || member.session === from) {
         if (from.isPersistent && !from.ended) {
           d.inboxId = 0;
+          d.packetId = 0;
           void from.deliver(d)?.catch((err) => this.storeError(err));
         } else this.countDrop(DropReason.NoSubscribers);
         continue;

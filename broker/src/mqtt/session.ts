@@ -33,9 +33,14 @@ export interface Delivery {
  * How delivery works: a QoS 0 message goes straight to the socket when online (dropped
  * otherwise). A QoS 1/2 message goes in flight at once when online and the window (the
  * client's Receive Maximum, bounded by config) has room; otherwise it is queued, bounded by
- * `maxQueuedMessages` with the drop policy. A queued message of a persistent session is also
- * appended to the inbox store, and `deliver` returns that append's promise so the publisher's
- * PUBACK waits until the copy is durable (DESIGN §2.2).
+ * `maxQueuedMessages` with the drop policy. Every QoS 1/2 message of a persistent session —
+ * queued or sent at once — is also appended to the inbox store (a message sent at once with
+ * the packet id it went out under), and `deliver` returns that append's promise so the
+ * publisher's PUBACK/PUBREC waits until the copy is durable (DESIGN §2.2). The entry is acked
+ * in the store on PUBACK (QoS 1) or replaced by the `pubrel` record on PUBREC (QoS 2), so a
+ * kill -9 at any point redelivers what the client has not acknowledged. A clean session
+ * never writes. A queued entry sent later gets a cheap `sent` marker with its packet id, so a
+ * resume after a restart re-sends it under the same id with DUP [MQTT-4.4.0-1].
  */
 export class Session {
   readonly clientId: string;
@@ -107,7 +112,13 @@ export class Session {
     }
     if (conn !== undefined && this.queuedCount === 0 && this.inflight.size < conn.outboundWindow) {
       this.#send(d, conn);
-      return undefined;
+      if (!this.isPersistent || d.inboxId > 0) return undefined;
+      // Stored like a queued message, with its packet id: until the client acknowledges it, a
+      // restarted server must send it again (DUP, same id) [MQTT-4.4.0-1]. The PUBLISH does not
+      // wait for the append: a client's acknowledgement before it is durable only writes the ack
+      // marker after the entry (the store keeps the order).
+      d.inboxId = this.nextInboxId++;
+      return this.engine.stores.inbox.append(this.clientId, [toEntry(d)]);
     }
     return this.#enqueue(d);
   }
@@ -141,12 +152,20 @@ export class Session {
     }
   }
 
-  #send(d: Delivery, conn: Connection): void {
-    d.packetId = this.#allocPacketId();
+  /**
+   * Puts `d` in flight and sends it. A queued delivery with a packet id already (restored from
+   * the inbox: it went out under that id before a restart) is sent again with DUP under that id
+   * when it is free [MQTT-4.4.0-1]. Returns whether a stored entry went out under an id the store
+   * does not know yet.
+   */
+  #send(d: Delivery, conn: Connection): boolean {
+    const preset = d.packetId;
+    d.packetId = preset > 0 && !this.inflight.has(preset) ? preset : this.#allocPacketId();
     d.released = false;
     this.inflight.set(d.packetId, d);
     this.engine.inflightDelta(1);
-    conn.sendPublish(d, false);
+    conn.sendPublish(d, preset > 0);
+    return d.inboxId > 0 && d.packetId !== preset;
   }
 
   /** Moves queued messages in flight while the window has room; expired ones are dropped. */
@@ -154,6 +173,7 @@ export class Session {
     const conn = this.conn;
     if (conn === undefined) return;
     const now = Date.now();
+    let sent: Array<[number, number]> | undefined;
     while (this.queuedCount > 0 && this.inflight.size < conn.outboundWindow && this.conn === conn) {
       const d = this.queue.shift() as Delivery;
       this.engine.queuedDelta(-1);
@@ -163,8 +183,11 @@ export class Session {
         this.#forget(d);
         continue;
       }
-      this.#send(d, conn);
+      if (this.#send(d, conn)) (sent ??= []).push([d.inboxId, d.packetId]);
     }
+    // One marker for the whole window; nothing waits for it (lost in a crash, the resume after
+    // the restart uses a new id, as before it was sent).
+    if (sent !== undefined) void this.engine.stores.inbox.sent(this.clientId, sent).catch((err) => this.engine.storeError(err));
   }
 
   /** After reconnecting to an existing session: resend unacknowledged PUBLISH (DUP) and PUBREL [MQTT-4.4.0-1]. */
@@ -296,7 +319,10 @@ export class Session {
     return out;
   }
 
-  /** Stores the in-flight messages not yet in the inbox, so a restart redelivers them. */
+  /**
+   * Stores the in-flight messages not yet in the inbox, so a restart redelivers them (a safety
+   * net: a persistent session's messages are stored as they are delivered).
+   */
   persistInflight(): Promise<void> | undefined {
     if (!this.isPersistent) return undefined;
     const entries: InboxEntry[] = [];
@@ -346,5 +372,6 @@ export function toEntry(d: Delivery): InboxEntry {
   const { cache: _cache, ...message } = d.message;
   const e: InboxEntry = { id: d.inboxId, message, qos: d.qos as 1 | 2, retain: d.retain };
   if (d.subscriptionIds !== undefined) e.subscriptionIds = d.subscriptionIds;
+  if (d.packetId > 0) e.packetId = d.packetId;
   return e;
 }

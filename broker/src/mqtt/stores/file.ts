@@ -14,7 +14,9 @@ import type { InboxEntry, MqttStores, Qos2Change, SessionRecord, StoredMessage }
  */
 class AppendLog {
   readonly path: string;
-  readonly #fh: FileHandle;
+  #fh: FileHandle;
+  /** Lines written since the log was opened or rewritten. */
+  written = 0;
   #lines: string[] = [];
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   #flushing = false;
@@ -56,6 +58,40 @@ class AppendLog {
     return new AppendLog(path, await open(path, 'a'));
   }
 
+  /**
+   * Replaces the log by the records `live()` returns (the live state, every change appended so
+   * far included) while it runs: no line is being written meanwhile, and lines appended during
+   * the rewrite go to the new file after it. A line whose change is in `live()` may still be
+   * appended after it (its caller was between the change and `append`): replaying it again is
+   * harmless, every record sets or removes a state.
+   */
+  async rewrite(live: () => unknown[]): Promise<void> {
+    while (this.#flushing) await new Promise((r) => setImmediate(r));
+    if (this.#closed) return;
+    this.#flushing = true;
+    try {
+      const tmp = `${this.path}.tmp`;
+      const out = await open(tmp, 'w');
+      try {
+        const lines = live().map((r) => JSON.stringify(r) + '\n');
+        if (lines.length > 0) await out.write(lines.join(''));
+        await out.datasync();
+        await rename(tmp, this.path);
+      } catch (err) {
+        await out.close();
+        throw err;
+      }
+      // The open handle is the renamed file: appends go on from its end.
+      const old = this.#fh;
+      this.#fh = out;
+      this.written = 0;
+      await old.close();
+    } finally {
+      if (this.#lines.length > 0) void this.#flush();
+      else this.#flushing = false;
+    }
+  }
+
   /** Appends one record; resolves once it is on disk. */
   append(rec: unknown): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`${this.path}: log closed`));
@@ -78,6 +114,7 @@ class AppendLog {
       try {
         await this.#fh.write(lines.join(''));
         await this.#fh.datasync();
+        this.written += lines.length;
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err as Error);
@@ -172,23 +209,43 @@ interface EntryJson {
   q: 1 | 2;
   r: boolean;
   s?: number[];
+  pid?: number;
 }
 
 export function entryToJson(e: InboxEntry): EntryJson {
   const j: EntryJson = { id: e.id, m: messageToJson(e.message), q: e.qos, r: e.retain };
   if (e.subscriptionIds !== undefined) j.s = e.subscriptionIds;
+  if (e.packetId !== undefined) j.pid = e.packetId;
   return j;
 }
 
 export function entryFromJson(j: EntryJson): InboxEntry {
   const e: InboxEntry = { id: j.id, message: messageFromJson(j.m), qos: j.q, retain: j.r };
   if (j.s !== undefined) e.subscriptionIds = j.s;
+  if (j.pid !== undefined) e.packetId = j.pid;
   return e;
 }
 
-/** Session inboxes in `inbox.jsonl`. */
+/** Lines of a store's live state: entries per client, then QoS 2 ids. */
+function inboxRecords(store: MemoryInboxStore): unknown[] {
+  const q2 = [...store.qos2Ids].flatMap(([c, st]) => [
+    ...[...st.received].map((packetId) => ({ op: 'q2', c, ch: { kind: 'received', packetId } })),
+    ...[...st.released].map((packetId) => ({ op: 'q2', c, ch: { kind: 'pubrel', packetId, inboxId: 0 } })),
+  ]);
+  return [...[...store.inboxes].map(([c, box]) => ({ op: 'add', c, e: [...box.values()].map(entryToJson) })), ...q2];
+}
+
+/** The inbox log is rewritten once it holds this many lines and 4× its live records. */
+const COMPACT_MIN_LINES = 10_000;
+
+/**
+ * Session inboxes in `inbox.jsonl`. Every message of a persistent session is a line and its
+ * acknowledgement another, so the log is also rewritten while running, once most of it is dead.
+ */
 export class FileInboxStore extends MemoryInboxStore {
   #log: AppendLog | undefined;
+  #nextCheck = COMPACT_MIN_LINES;
+  #compacting = false;
 
   static async open(dir: string): Promise<FileInboxStore> {
     const s = new FileInboxStore();
@@ -199,6 +256,7 @@ export class FileInboxStore extends MemoryInboxStore {
         const c = rec.c as string;
         if (rec.op === 'add') void mem.append(c, (rec.e as EntryJson[]).map(entryFromJson));
         else if (rec.op === 'ack') void mem.ack(c, rec.ids as number[]);
+        else if (rec.op === 'sent') void mem.sent(c, rec.s as Array<[number, number]>);
         else if (rec.op === 'trim') void mem.trim(c, rec.before as number);
         else if (rec.op === 'q2') void mem.qos2(c, rec.ch as Qos2Change);
         else if (rec.op === 'del') void mem.delete(c);
@@ -206,23 +264,44 @@ export class FileInboxStore extends MemoryInboxStore {
       () => {
         for (const [c, box] of mem.inboxes) s.inboxes.set(c, box);
         for (const [c, st] of mem.qos2Ids) s.qos2Ids.set(c, st);
-        const q2 = [...s.qos2Ids].flatMap(([c, st]) => [
-          ...[...st.received].map((packetId) => ({ op: 'q2', c, ch: { kind: 'received', packetId } })),
-          ...[...st.released].map((packetId) => ({ op: 'q2', c, ch: { kind: 'pubrel', packetId, inboxId: 0 } })),
-        ]);
-        return [...[...s.inboxes].map(([c, box]) => ({ op: 'add', c, e: [...box.values()].map(entryToJson) })), ...q2];
+        return inboxRecords(s);
       },
     );
     return s;
+  }
+
+  /** Rewrites the log in the background when it is mostly dead lines (checked every 4096 lines). */
+  #maybeCompact(): void {
+    const log = this.#log;
+    if (log === undefined || this.#compacting || log.written < this.#nextCheck) return;
+    this.#nextCheck = log.written + 4096;
+    let live = 0;
+    for (const box of this.inboxes.values()) live += box.size + 1;
+    for (const st of this.qos2Ids.values()) live += st.received.size + st.released.size;
+    if (log.written < Math.max(COMPACT_MIN_LINES, 4 * live)) return;
+    this.#compacting = true;
+    void log
+      .rewrite(() => inboxRecords(this))
+      // A failed rewrite leaves the log as it was (appends go on to it); the next check retries.
+      .catch(() => undefined)
+      .finally(() => {
+        this.#compacting = false;
+        this.#nextCheck = log.written + 4096;
+      });
   }
 
   override async append(clientId: string, entries: readonly InboxEntry[]): Promise<void> {
     await super.append(clientId, entries);
     await this.#log?.append({ op: 'add', c: clientId, e: entries.map(entryToJson) });
   }
+  override async sent(clientId: string, sent: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    await super.sent(clientId, sent);
+    await this.#log?.append({ op: 'sent', c: clientId, s: sent });
+  }
   override async ack(clientId: string, ids: readonly number[]): Promise<void> {
     await super.ack(clientId, ids);
     await this.#log?.append({ op: 'ack', c: clientId, ids });
+    this.#maybeCompact();
   }
   override async trim(clientId: string, beforeId: number): Promise<void> {
     await super.trim(clientId, beforeId);

@@ -41,6 +41,14 @@ export class MemoryInboxStore implements InboxStore {
     if (box === undefined) this.inboxes.set(clientId, (box = new Map()));
     for (const e of entries) box.set(e.id, e);
   }
+  async sent(clientId: string, sent: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    const box = this.inboxes.get(clientId);
+    if (box === undefined) return;
+    for (const [id, packetId] of sent) {
+      const e = box.get(id);
+      if (e !== undefined) e.packetId = packetId;
+    }
+  }
   async read(clientId: string, fromId: number, max: number): Promise<InboxEntry[]> {
     const out: InboxEntry[] = [];
     for (const e of this.inboxes.get(clientId)?.values() ?? []) {

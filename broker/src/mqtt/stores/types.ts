@@ -71,6 +71,8 @@ export interface InboxEntry {
   /** Retain flag as it is to be delivered (Retain As Published). */
   retain: boolean;
   subscriptionIds?: number[];
+  /** Packet id it was sent under (absent: not sent yet, or the id was not recorded). */
+  packetId?: number;
 }
 
 /**
@@ -95,13 +97,18 @@ export interface Qos2State {
 }
 
 /**
- * Per-session queues of QoS 1/2 messages for persistent sessions (offline, or window full),
- * and the session's QoS 2 packet-id state. The engine owns the limit and drop policy; the
- * store keeps what it is given until acked.
+ * Per-session records of the QoS 1/2 messages of persistent sessions not yet acknowledged by
+ * the client (queued, or in flight), and the session's QoS 2 packet-id state. The engine owns
+ * the limit and drop policy; the store keeps what it is given until acked.
  */
 export interface InboxStore {
   /** Appends entries (ids increasing); resolves once they survive a crash. */
   append(clientId: string, entries: readonly InboxEntry[]): Promise<void>;
+  /**
+   * Records the packet ids stored entries went out under ([entry id, packet id]); nothing needs
+   * to wait for it (lost in a crash, the entry is re-sent under a new id).
+   */
+  sent(clientId: string, sent: ReadonlyArray<readonly [number, number]>): Promise<void>;
   /** Entries with id >= `fromId`, in id order, at most `max`. */
   read(clientId: string, fromId: number, max: number): Promise<InboxEntry[]>;
   /** Removes delivered (acknowledged) or dropped entries. */
