@@ -1,11 +1,14 @@
 /**
  * Meta benchmark: committed writes per second and latency with concurrent clients over gRPC,
  * against 1 and 3 meta nodes on loopback (real robust-server processes), and watch fan-out:
- * one write seen by N watchers. Usage: robust-bench meta [--seconds N] [--clients N] [--watchers N] [--nodes 1,3] [--skip-grpc]
+ * one write seen by N watchers. Usage: robust-bench meta [--seconds N] [--warmup-seconds N] [--clients N] [--watchers N]
+ * [--nodes 1,3] [--skip-grpc]. Each load runs unmeasured for the warm-up first (the follower processes
+ * are fresh, and V8 compiles their hot code during the first seconds), then for --seconds measured;
+ * CPU per write is reported for the leader (this process, with its clients) and each follower.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +42,56 @@ function startNode(args: string[]): Promise<ChildProcess> {
     });
     proc.once('exit', (code) => reject(new Error(`robust-server exited with ${code}`)));
   });
+}
+
+/** CPU time (user + system, µs) a child process has used so far, from /proc; 0 where there is no /proc. */
+function childCpuMicros(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // Fields after the command name (which may hold spaces) start at ") "; utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs `load` and reports CPU µs per write of this process and of each child, next to the load's own result. */
+async function withCpu<T extends { writes: number }>(
+  procs: ChildProcess[],
+  load: () => Promise<T>,
+): Promise<T & { cpuSelfUs: number; cpuChildUs: number[] }> {
+  const self0 = process.cpuUsage();
+  const kids0 = procs.map((p) => childCpuMicros(p.pid));
+  const r = await load();
+  const self = process.cpuUsage(self0);
+  const perWrite = (us: number): number => (r.writes === 0 ? 0 : us / r.writes);
+  return {
+    ...r,
+    cpuSelfUs: perWrite(self.user + self.system),
+    cpuChildUs: procs.map((p, i) => perWrite(childCpuMicros(p.pid) - (kids0[i] as number))),
+  };
+}
+
+function cpuNote(r: { cpuSelfUs: number; cpuChildUs: number[] }): string {
+  const kids = r.cpuChildUs.map((c) => c.toFixed(0)).join('/');
+  return `CPU/write: leader+clients ${r.cpuSelfUs.toFixed(0)} µs${kids === '' ? '' : `, followers ${kids} µs`}`;
+}
+
+/** Sum (seconds) and count of the leader's WAL writes so far, from its metrics. */
+async function walWrites(registry: Registry): Promise<{ sum: number; count: number }> {
+  // A histogram's values carry the series name (_bucket, _sum, _count) in metricName.
+  const m = ((await registry.getSingleMetric('robustmq_meta_wal_write_seconds')?.get())?.values ?? []) as {
+    metricName?: string;
+    value: number;
+  }[];
+  const pick = (name: string): number => m.filter((v) => v.metricName === name).reduce((n, v) => n + v.value, 0);
+  return { sum: pick('robustmq_meta_wal_write_seconds_sum'), count: pick('robustmq_meta_wal_write_seconds_count') };
+}
+
+function cpuCell(r: { cpuSelfUs: number; cpuChildUs: number[] }): string {
+  return [r.cpuSelfUs, ...r.cpuChildUs].map((c) => c.toFixed(0)).join(' / ');
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -98,6 +151,7 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       seconds: { type: 'string' },
+      'warmup-seconds': { type: 'string' },
       clients: { type: 'string' },
       watchers: { type: 'string' },
       nodes: { type: 'string' },
@@ -106,10 +160,13 @@ export async function run(argv: string[]): Promise<number> {
     },
   });
   if (values.help === true) {
-    process.stdout.write('robust-bench meta [--seconds 10] [--clients 64] [--watchers 1000] [--nodes 1,3] [--skip-grpc]\n');
+    process.stdout.write(
+      'robust-bench meta [--seconds 10] [--warmup-seconds 1] [--clients 64] [--watchers 1000 (0: none)] [--nodes 1,3] [--skip-grpc]\n',
+    );
     return 0;
   }
   const seconds = Number(values.seconds ?? 10);
+  const warmup = Number(values['warmup-seconds'] ?? 1);
   const clients = Number(values.clients ?? 64);
   const watchers = Number(values.watchers ?? 1000);
   const rows: string[][] = [];
@@ -123,6 +180,7 @@ export async function run(argv: string[]): Promise<number> {
     // all-in-one server) and what is measured is consensus: WAL, fsync and replication over
     // gRPC to the other nodes, which are real robust-server processes.
     const log = pino({ level: 'warn' });
+    const registry = new Registry();
     const transport = new GrpcRaftTransport({ nodeId: 1, clusterId: () => 'bench', log });
     transport.setSelfAddress(peers.get(1) as string);
     const server = new grpc.Server();
@@ -150,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
         nodeId: 1,
         dir: join(base, 'n1'),
         log,
-        registry: new Registry(),
+        registry,
         transport,
         address: peers.get(1) as string,
         initialMembers: peers,
@@ -179,13 +237,20 @@ export async function run(argv: string[]): Promise<number> {
             '1',
             '--meta-offset-groups',
             '1',
+            // The leader's stream into a node stays open until the bench ends, so a graceful stop
+            // would wait out the whole timeout; 3 s keeps it under the SIGKILL below (5 s).
+            '--shutdown-timeout-ms',
+            '3000',
           ]),
         );
       }
       while (!node.isReady()) await new Promise((r) => setTimeout(r, 20));
       // keep leadership here so the in-process clients talk to the leader
       for (let g = 0; g < node.groups.length; g++) if (node.group(g).leader !== 1) await node.transferLeader(g, 1);
-      const inproc = await writeLoad(node, clients, seconds);
+      if (warmup > 0) await writeLoad(node, clients, warmup);
+      const wal0 = await walWrites(registry);
+      const inproc = await withCpu(procs, () => writeLoad(node as MetaNode, clients, seconds));
+      const wal = await walWrites(registry);
       rows.push([
         `${nodes}`,
         'in-process',
@@ -194,15 +259,29 @@ export async function run(argv: string[]): Promise<number> {
         inproc.p50.toFixed(2),
         inproc.p99.toFixed(2),
         String(inproc.errors),
+        cpuCell(inproc),
       ]);
-      process.stderr.write(`${nodes} node(s), in-process clients: ${inproc.perSec.toFixed(0)} writes/s\n`);
+      process.stderr.write(
+        `${nodes} node(s), in-process clients: ${inproc.perSec.toFixed(0)} writes/s; ${cpuNote(inproc)}; ` +
+          `leader WAL write+fsync ${(((wal.sum - wal0.sum) / Math.max(1, wal.count - wal0.count)) * 1000).toFixed(2)} ms mean over ${wal.count - wal0.count}\n`,
+      );
       const remote = new GrpcMetaClient([peers.get(1) as string]);
       if (values['skip-grpc'] !== true) {
-        const g = await writeLoad(remote, clients, seconds);
-        rows.push([`${nodes}`, 'gRPC', `${clients}`, g.perSec.toFixed(0), g.p50.toFixed(2), g.p99.toFixed(2), String(g.errors)]);
-        process.stderr.write(`${nodes} node(s), gRPC clients: ${g.perSec.toFixed(0)} writes/s\n`);
+        if (warmup > 0) await writeLoad(remote, clients, warmup);
+        const g = await withCpu(procs, () => writeLoad(remote, clients, seconds));
+        rows.push([
+          `${nodes}`,
+          'gRPC',
+          `${clients}`,
+          g.perSec.toFixed(0),
+          g.p50.toFixed(2),
+          g.p99.toFixed(2),
+          String(g.errors),
+          cpuCell(g),
+        ]);
+        process.stderr.write(`${nodes} node(s), gRPC clients: ${g.perSec.toFixed(0)} writes/s; ${cpuNote(g)}\n`);
       }
-      if (nodes === 3) {
+      if (nodes === 3 && watchers > 0) {
         const f = await watchFanOut(node, watchers);
         process.stdout.write(
           `watch fan-out (in-process watchers): 1 write seen by ${f.seen}/${watchers}, delay p50 ${f.p50.toFixed(2)} ms, max ${f.max.toFixed(2)} ms\n`,
@@ -235,7 +314,7 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   process.stdout.write(
-    `\n| meta nodes | client | concurrency | writes/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- | --- |\n`,
+    `\n| meta nodes | client | concurrency | writes/s | p50 ms | p99 ms | errors | CPU µs/write (leader / followers) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n`,
   );
   for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
   return 0;

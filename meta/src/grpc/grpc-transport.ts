@@ -2,27 +2,32 @@ import * as grpc from '@grpc/grpc-js';
 import { meta } from '@robustmq/proto';
 import type { Logger } from '@robustmq/common';
 import type { Envelope, RaftTransport } from '../node/transport.js';
-import { decodeMessage, encodeMessage } from './message-codec.js';
+import { decodeMessage } from './message-codec.js';
+import { encodeRaftBatch, type HeartbeatItem } from './raft-batch-codec.js';
 import { MessageType, makeMessage, type Message } from '../raft/types.js';
 
-const RaftClient = grpc.makeGenericClientConstructor(meta.MetaRaftService, 'MetaRaft');
+/** The generated service, except that batches are written already encoded (see encodeRaftBatch). */
+const RaftClient = grpc.makeGenericClientConstructor(
+  { send: { ...meta.MetaRaftService.send, requestSerialize: (b: Buffer): Buffer => b } },
+  'MetaRaft',
+);
 
 /**
  * Heartbeats of every group to one peer travel coalesced (CockroachDB-style): a few numbers per
  * group in the batch instead of a whole message each. Only a heartbeat that carries nothing
  * else is coalesced; anything unusual goes as a full message.
  */
-export function coalesce(e: Envelope): meta.CoalescedHeartbeat | undefined {
+export function coalesce(e: Envelope): HeartbeatItem | undefined {
   const m = e.message;
   const response = m.type === MessageType.HeartbeatResp;
   if (m.type !== MessageType.Heartbeat && !response) return undefined;
   if (m.logTerm !== 0 || m.index !== 0 || m.entries.length > 0 || m.snapshot !== undefined || m.reject || m.rejectHint !== 0)
     return undefined;
   if (response && m.commit !== 0) return undefined;
-  return { group: e.group, term: BigInt(m.term), commit: BigInt(m.commit), context: m.context, response };
+  return { group: e.group, term: m.term, commit: m.commit, context: m.context, response };
 }
 
-export function expandHeartbeat(h: meta.CoalescedHeartbeat, from: number, to: number): Message {
+export function expandHeartbeat(h: meta.CoalescedHeartbeat | HeartbeatItem, from: number, to: number): Message {
   return makeMessage({
     type: h.response ? MessageType.HeartbeatResp : MessageType.Heartbeat,
     from,
@@ -36,7 +41,8 @@ export function expandHeartbeat(h: meta.CoalescedHeartbeat, from: number, to: nu
 interface Peer {
   address: string;
   client: grpc.Client;
-  stream: grpc.ClientWritableStream<meta.RaftBatch> | undefined;
+  /** Writes batches encoded by encodeRaftBatch. */
+  stream: grpc.ClientWritableStream<Buffer> | undefined;
   /** Do not reconnect before this time after a failure (ms since epoch). */
   retryAt: number;
   backoffMs: number;
@@ -117,23 +123,17 @@ export class GrpcRaftTransport implements RaftTransport {
       this.#unreachable?.(to);
       return;
     }
-    const heartbeats: meta.CoalescedHeartbeat[] = [];
-    const others: meta.RaftEnvelope[] = [];
+    const heartbeats: HeartbeatItem[] = [];
+    const others: Envelope[] = [];
     for (const e of envelopes) {
       const h = coalesce(e);
       if (h !== undefined) heartbeats.push(h);
-      else others.push({ group: e.group, message: encodeMessage(e.message) });
+      else others.push(e);
     }
-    stream.write({
-      from: BigInt(this.#nodeId),
-      clusterId: this.#clusterId(),
-      fromAddress: this.#address,
-      envelopes: others,
-      heartbeats,
-    });
+    stream.write(encodeRaftBatch({ from: this.#nodeId, clusterId: this.#clusterId(), fromAddress: this.#address }, others, heartbeats));
   }
 
-  #streamTo(id: number, peer: Peer): grpc.ClientWritableStream<meta.RaftBatch> | undefined {
+  #streamTo(id: number, peer: Peer): grpc.ClientWritableStream<Buffer> | undefined {
     if (peer.stream !== undefined) return peer.stream;
     if (Date.now() < peer.retryAt) return undefined;
     // grpc-js reports the end of a client stream (server gone, cancelled) through the callback
@@ -145,7 +145,8 @@ export class GrpcRaftTransport implements RaftTransport {
       peer.backoffMs = Math.min(peer.backoffMs * 2, 1000);
       this.#unreachable?.(id);
     };
-    const stream: grpc.ClientWritableStream<meta.RaftBatch> = (peer.client as unknown as meta.MetaRaftClient).send((err) => {
+    const client = peer.client as unknown as { send: (cb: (err: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<Buffer> };
+    const stream = client.send((err) => {
       if (err !== null && !this.#closed) this.#log.debug({ peer: id, err: err.message }, 'raft stream to peer closed');
       broken();
     });

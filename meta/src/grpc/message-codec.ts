@@ -11,8 +11,8 @@ import { EntryType, MessageType, type Entry, type Message, type Snapshot } from 
  *
  * Indexes and terms are integers below 2^53, exact in a double. Decoding checks every length
  * against the buffer and every number's range, so a malformed message from a peer is refused
- * (an Error), never stepped. Entry and snapshot data are copied out of the frame so the log does
- * not keep whole network buffers alive.
+ * (an Error), never stepped. Entry and snapshot data are views of one copy of the frame, so the
+ * log does not keep network buffers alive.
  */
 const VERSION = 1;
 const TYPES: readonly MessageType[] = Object.values(MessageType);
@@ -20,16 +20,25 @@ const TYPE_CODE = new Map<MessageType, number>(TYPES.map((t, i) => [t, i]));
 const ENTRY_TYPES: readonly EntryType[] = [EntryType.Normal, EntryType.ConfChange];
 const HEAD = 2 + 4 + 4 + 8 * 5 + 1 + 4;
 
-export function encodeMessage(m: Message): Buffer {
-  const context = Buffer.from(m.context, 'utf8');
-  let size = HEAD + context.length + 4 + 1;
+/** The encoded size of `m` in bytes. */
+export function messageSize(m: Message): number {
+  let size = HEAD + Buffer.byteLength(m.context, 'utf8') + 4 + 1;
   for (const e of m.entries) size += 8 + 8 + 1 + 4 + e.data.byteLength;
   const snap = m.snapshot;
   if (snap !== undefined)
     size +=
       8 + 8 + 4 + 4 * snap.metadata.confState.voters.length + 4 + 4 * snap.metadata.confState.learners.length + 4 + snap.data.byteLength;
-  const b = Buffer.allocUnsafe(size);
-  let o = 0;
+  return size;
+}
+
+export function encodeMessage(m: Message): Buffer {
+  const b = Buffer.allocUnsafe(messageSize(m));
+  encodeMessageInto(m, b, 0);
+  return b;
+}
+
+/** Writes `m` at `o` in `b`, which must have messageSize(m) bytes there; returns the end offset. */
+export function encodeMessageInto(m: Message, b: Buffer, o: number): number {
   b[o++] = VERSION;
   const code = TYPE_CODE.get(m.type);
   if (code === undefined) throw new Error(`raft message: cannot encode type ${m.type}`);
@@ -42,8 +51,11 @@ export function encodeMessage(m: Message): Buffer {
   o = b.writeDoubleLE(m.commit, o);
   o = b.writeDoubleLE(m.rejectHint, o);
   b[o++] = m.reject ? 1 : 0;
-  o = b.writeUInt32LE(context.length, o);
-  o += context.copy(b, o);
+  const contextAt = o;
+  o += 4;
+  const contextLength = m.context === '' ? 0 : b.write(m.context, o, 'utf8');
+  b.writeUInt32LE(contextLength, contextAt);
+  o += contextLength;
   o = b.writeUInt32LE(m.entries.length, o);
   for (const e of m.entries) {
     o = b.writeDoubleLE(e.index, o);
@@ -53,8 +65,9 @@ export function encodeMessage(m: Message): Buffer {
     b.set(e.data, o);
     o += e.data.byteLength;
   }
+  const snap = m.snapshot;
   if (snap === undefined) {
-    b[o] = 0;
+    b[o++] = 0;
   } else {
     b[o++] = 1;
     o = b.writeDoubleLE(snap.metadata.index, o);
@@ -65,8 +78,9 @@ export function encodeMessage(m: Message): Buffer {
     }
     o = b.writeUInt32LE(snap.data.byteLength, o);
     b.set(snap.data, o);
+    o += snap.data.byteLength;
   }
-  return b;
+  return o;
 }
 
 class Reader {
@@ -101,13 +115,25 @@ class Reader {
     this.#o += n;
     return v;
   }
+  /** A plain Uint8Array view (not a Buffer), as entries and snapshots hold their data. */
+  view(n: number, what: string): Uint8Array {
+    this.#need(n, what);
+    const v = new Uint8Array(this.#b.buffer, this.#b.byteOffset + this.#o, n);
+    this.#o += n;
+    return v;
+  }
   get rest(): number {
     return this.#b.length - this.#o;
   }
 }
 
 export function decodeMessage(buf: Uint8Array): Message {
-  const r = new Reader(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+  // One copy of the whole frame, which the entries (nearly all of its bytes) then share: the log
+  // keeps them without pinning the network buffer, and without an ArrayBuffer per entry (each
+  // one costs an allocation and work for the garbage collector).
+  const own = Buffer.allocUnsafeSlow(buf.byteLength);
+  own.set(buf);
+  const r = new Reader(own);
   const version = r.u8('version');
   if (version !== VERSION) throw new Error(`raft message: unknown version ${version}`);
   const type = TYPES[r.u8('type')];
@@ -130,7 +156,7 @@ export function decodeMessage(buf: Uint8Array): Message {
     const eTerm = r.num('entry term');
     const eType = ENTRY_TYPES[r.u8('entry type')];
     if (eType === undefined) throw new Error('raft message: bad entry type');
-    const data = new Uint8Array(r.bytes(r.u32('entry length'), 'entry data'));
+    const data = r.view(r.u32('entry length'), 'entry data');
     entries.push({ index: eIndex, term: eTerm, type: eType, data });
   }
   let snapshot: Snapshot | undefined;
@@ -144,7 +170,7 @@ export function decodeMessage(buf: Uint8Array): Message {
     };
     const voters = ids('voters');
     const learners = ids('learners');
-    const data = new Uint8Array(r.bytes(r.u32('snapshot length'), 'snapshot data'));
+    const data = r.view(r.u32('snapshot length'), 'snapshot data');
     snapshot = { data, metadata: { index: sIndex, term: sTerm, confState: { voters, learners } } };
   }
   if (r.rest !== 0) throw new Error('raft message: trailing bytes');

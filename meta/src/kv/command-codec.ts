@@ -96,11 +96,12 @@ function decodePut(b: Buffer): Proposal {
   o += 4;
   if (o + valueLen !== b.length) bad();
   // A copy: the value outlives the log entry it came from.
-  const value = Buffer.from(b.subarray(o, o + valueLen));
-  return {
-    id,
-    cmd: { op: 'put', key, value, ...(lease !== undefined ? { lease } : {}), ...((flags & 2) !== 0 ? { prevKv: true } : {}) },
-  };
+  const value = Buffer.allocUnsafe(valueLen);
+  b.copy(value, 0, o, o + valueLen);
+  const cmd: Extract<KvCommand, { op: 'put' }> = { op: 'put', key, value };
+  if (lease !== undefined) cmd.lease = lease;
+  if ((flags & 2) !== 0) cmd.prevKv = true;
+  return { id, cmd };
 }
 
 export function decodeProposal(data: Uint8Array): Proposal {

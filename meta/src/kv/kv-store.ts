@@ -214,8 +214,12 @@ export class KvStore {
       this.#kvs.set(cmd.key, kv);
       if (prev === undefined) this.#keys.add(cmd.key);
       this.#revision = rev;
-      this.#record({ type: 'put', kv, ...(prev !== undefined ? { prevKv: prev } : {}) }, rev);
-      return { op: 'put', revision: rev, ...(cmd.prevKv === true && prev !== undefined ? { prevKv: prev } : {}) };
+      const event: WatchEvent = { type: 'put', kv };
+      if (prev !== undefined) event.prevKv = prev;
+      this.#record(event, rev);
+      const result: PutResult = { op: 'put', revision: rev };
+      if (cmd.prevKv === true && prev !== undefined) result.prevKv = prev;
+      return result;
     }
     const keys =
       cmd.rangeEnd === undefined ? (this.#kvs.has(cmd.key) ? [cmd.key] : []) : [...this.#keys.range(cmd.key, rangeTo(cmd.rangeEnd))];

@@ -10,6 +10,7 @@ import { MetaNode } from './meta-node.js';
 import { LocalNetwork } from './transport.js';
 import { prefixEnd } from '../kv/sorted-keys.js';
 import type { WatchBatch } from '../client.js';
+import { RaftWal } from '../storage/raft-wal.js';
 
 const log = pino({ level: 'silent' });
 
@@ -85,6 +86,66 @@ test('single node: put, get, range across groups, delete, txn, and a restart kee
   assert.equal((await node.get('/after/restart'))?.value.toString(), 'yes');
   assert.equal((await node.get('/offsets/g1/t/0'))?.value.toString(), '42');
   assert.equal((await node.range('/sessions/', prefixEnd('/sessions/'))).count, 0);
+});
+
+test('single node: a write is answered only once its entry is on disk', async (t) => {
+  const node = await openSingle(tmp(t));
+  t.after(() => node.close());
+  await until(() => node.isReady(), 'leaders');
+  // A single voter commits an entry in the Ready that carries it: it must not be applied (and
+  // its caller answered) before that Ready's write, however slow the disk.
+  const save = Object.getOwnPropertyDescriptor(RaftWal.prototype, 'save')?.value as RaftWal['save'];
+  let written = 0;
+  RaftWal.prototype.save = async function (this: RaftWal, ...args: Parameters<RaftWal['save']>) {
+    await sleep(30);
+    await save.apply(this, args);
+    written += args[0].length;
+  };
+  t.after(() => {
+    RaftWal.prototype.save = save;
+  });
+  for (let i = 0; i < 3; i++) {
+    const before = written;
+    await node.put(`/durable/${i}`, Buffer.from('x'));
+    assert.ok(written > before, `write ${i} answered before its entry was written`);
+  }
+});
+
+test('a proposal that cannot commit times out (one timer serves every pending deadline)', async (t) => {
+  const net = new LocalNetwork();
+  const members = new Map([
+    [1, 'n1'],
+    [2, 'n2'],
+    [3, 'n3'],
+  ]);
+  const open = (id: number): Promise<MetaNode> =>
+    MetaNode.open({
+      nodeId: id,
+      dir: tmp(t),
+      log,
+      registry: new Registry(),
+      transport: net.transport(id),
+      address: `n${id}`,
+      initialMembers: members,
+      sessionGroups: 1,
+      offsetGroups: 1,
+      tickMs: 10,
+      // A cut-off leader steps down after an election timeout (300–600 ms), well after the proposal's.
+      electionTick: 30,
+      proposalTimeoutMs: 100,
+    });
+  const nodes = await Promise.all([open(1), open(2), open(3)]);
+  t.after(() => Promise.all(nodes.map((n) => n.close())));
+  await until(() => nodes.every((n) => n.isReady()), 'leaders on every node');
+  const leader = nodes.find((n) => n.group(0).isLeader) as MetaNode;
+  net.isolate(leader.nodeId);
+  // A proposal with a longer timeout, made first, must not hold back the shorter one's.
+  const long = leader.group(0).propose({ op: 'put', key: '/long', value: Buffer.from('x') }, 5000);
+  long.catch(() => undefined);
+  const t0 = performance.now();
+  await assert.rejects(leader.put('/lost', Buffer.from('x')), (err: Error & { code?: string }) => err.code === 'ERR_TIMEOUT');
+  const took = performance.now() - t0;
+  assert.ok(took >= 95 && took < 300, `timed out after ${took.toFixed(0)} ms`);
 });
 
 test('leases: keys vanish when a lease expires, keep-alive holds them', async (t) => {

@@ -1,6 +1,11 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface MetaMetrics {
+  /**
+   * Commit and applied index of each group on this node, read when the gauges are scraped
+   * instead of set on every Ready.
+   */
+  groupIndexes: Map<number, () => { commit: number; applied: number }>;
   commitIndex: Gauge<'group'>;
   appliedIndex: Gauge<'group'>;
   leaderChanges: Counter<'group'>;
@@ -10,18 +15,26 @@ export interface MetaMetrics {
 }
 
 export function createMetaMetrics(registry: Registry): MetaMetrics {
+  const groupIndexes = new Map<number, () => { commit: number; applied: number }>();
   return {
+    groupIndexes,
     commitIndex: new Gauge({
       name: 'robustmq_meta_raft_commit_index',
       help: 'Raft commit index per meta group',
       labelNames: ['group'],
       registers: [registry],
+      collect() {
+        for (const [group, read] of groupIndexes) this.set({ group: String(group) }, read().commit);
+      },
     }),
     appliedIndex: new Gauge({
       name: 'robustmq_meta_raft_applied_index',
       help: 'Raft applied index per meta group',
       labelNames: ['group'],
       registers: [registry],
+      collect() {
+        for (const [group, read] of groupIndexes) this.set({ group: String(group) }, read().applied);
+      },
     }),
     leaderChanges: new Counter({
       name: 'robustmq_meta_raft_leader_changes_total',

@@ -2,10 +2,14 @@ import { ErrorCode, RobustError, type Logger } from '@robustmq/common';
 import { RawNode } from '../raft/raw-node.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { ConfChangeType, type ConfChange } from '../raft/conf-change.js';
-import { EntryType, MessageType, Role, type HardState, type Message, type Ready, type Snapshot } from '../raft/types.js';
+import { EntryType, MessageType, Role, type Entry, type HardState, type Message, type Ready, type Snapshot } from '../raft/types.js';
 
 /** Message types that may be sent before the Ready that carries them is persisted. */
 const EARLY: ReadonlySet<string> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
+
+function carriesEntries(m: Message): boolean {
+  return m.type === MessageType.App && m.entries.length > 0;
+}
 import type { Status } from '../raft/raft.js';
 import type { MemoryStorage } from '../raft/storage.js';
 import { RaftWal } from '../storage/raft-wal.js';
@@ -34,8 +38,11 @@ export interface RaftGroupOptions {
   dir: string;
   log: Logger;
   metrics: MetaMetrics;
-  /** Hands this group's outgoing messages to the transport. */
-  send: (messages: readonly Message[]) => void;
+  /**
+   * Hands this group's outgoing messages to the transport; `now` asks for them to leave at once
+   * instead of with the rest of this event-loop turn's messages.
+   */
+  send: (messages: readonly Message[], now?: boolean) => void;
   /** Voters of a brand-new group (bootstrap). Omit to join an existing group as an empty member. */
   bootstrapVoters?: readonly number[];
   electionTick?: number;
@@ -43,6 +50,8 @@ export interface RaftGroupOptions {
   /** A snapshot is taken and the log compacted after this many applied entries. */
   snapshotEntries?: number;
   proposalTimeoutMs?: number;
+  /** WAL space kept zero-filled ahead of the write position (see RaftWal); 0 = plain appends. */
+  walPreallocateBytes?: number;
   /** Reports leader changes (leader id, 0 = none). */
   onLeaderChange?: (leader: number) => void;
 }
@@ -50,7 +59,9 @@ export interface RaftGroupOptions {
 interface Pending {
   resolve: (r: KvResult) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the caller is told it timed out. */
+  deadline: number;
+  timeoutMs: number;
 }
 
 /**
@@ -59,9 +70,11 @@ interface Pending {
  * How this works: inputs (ticks, peer messages, proposals, read requests) are stepped into the
  * RawNode synchronously; `#kick()` schedules one drain loop that takes each Ready and handles it
  * in Raft's order — persist (fsync) the snapshot, entries and hard state; only then send its
- * messages; apply the snapshot and committed entries to the KV store, answering the proposals
- * and reads of this node; `advance()`. Inputs that arrive while a Ready is being persisted are
- * stepped at once and land in the next Ready, which is how proposals batch under load.
+ * responses and votes; apply the snapshot and committed entries to the KV store, answering the
+ * proposals and reads of this node; `advance()`. Appends and heartbeats go out before the write
+ * (see #drain), and a leader applies entries that are already on its disk before it too. Inputs
+ * that arrive while a Ready is being persisted are stepped at once and land in the next Ready,
+ * which is how proposals batch under load.
  * Leases expire on the leader only: it tracks deadlines with its own clock (renewed to a full
  * TTL when it becomes leader) and proposes a revoke for each expired lease.
  */
@@ -74,6 +87,10 @@ export class RaftGroup {
   readonly #storage: MemoryStorage;
   readonly #wal: RaftWal;
   readonly #pending = new Map<string, Pending>();
+  /** One timer for every proposal's deadline (see propose); armed while any is pending. */
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** When #deadlineTimer fires (performance.now() time). */
+  #deadlineAt = Number.POSITIVE_INFINITY;
   readonly #reads = new Map<string, { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   /** Reads whose read index is known, waiting for the state machine to catch up. */
   #readWaiters: { index: number; resolve: () => void }[] = [];
@@ -106,7 +123,7 @@ export class RaftGroup {
   static async open(opts: RaftGroupOptions): Promise<RaftGroup> {
     const fresh = await RaftWal.isEmpty(opts.dir);
     const initial = fresh && opts.bootstrapVoters !== undefined ? { voters: [...opts.bootstrapVoters], learners: [] } : undefined;
-    const { wal, storage, recovery } = await RaftWal.open(opts.dir, opts.log, initial);
+    const { wal, storage, recovery } = await RaftWal.open(opts.dir, opts.log, initial, { preallocateBytes: opts.walPreallocateBytes ?? 0 });
     const node = new RawNode({
       id: opts.nodeId,
       storage,
@@ -116,6 +133,7 @@ export class RaftGroup {
       preVote: true,
     });
     const g = new RaftGroup(opts, node, storage, wal);
+    opts.metrics.groupIndexes.set(opts.groupId, () => ({ commit: node.raft.raftLog.committed, applied: g.#applied }));
     if (recovery.snapshot !== undefined) {
       g.kv.restore(recovery.snapshot.data);
       g.#applied = recovery.snapshot.metadata.index;
@@ -178,15 +196,11 @@ export class RaftGroup {
     if (this.#closed) return Promise.reject(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
     const id = `${this.#opts.nodeId}:${this.#incarnation}:${++this.#seq}`;
     return new Promise<KvResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(
-          new RobustError(ErrorCode.Timeout, `meta group ${this.groupId}: proposal not committed within ${timeoutMs} ms`, {
-            retriable: true,
-          }),
-        );
-      }, timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      // No timer per proposal (a setTimeout and its clearTimeout cost more than the rest of
+      // proposing): one timer, armed while proposals are pending, expires them in turn.
+      const deadline = performance.now() + timeoutMs;
+      this.#pending.set(id, { resolve, reject, deadline, timeoutMs });
+      if (deadline < this.#deadlineAt) this.#armDeadline(deadline);
       this.#proposals.push({ id, data: encodeProposal({ id, cmd }) });
       if (!this.#draining && !this.#flushScheduled) {
         this.#flushScheduled = true;
@@ -212,7 +226,6 @@ export class RaftGroup {
         const p = this.#pending.get(id);
         if (p === undefined) continue;
         this.#pending.delete(id);
-        clearTimeout(p.timer);
         p.reject(e);
       }
       return;
@@ -309,14 +322,24 @@ export class RaftGroup {
       // A leader's appends and heartbeats may go out while its own disk write runs (Raft thesis
       // §10.2.1): they promise nothing about this node's disk, and the leader counts itself
       // only once the write is done. Responses and votes do promise it, so they wait.
-      const early = rd.messages.filter((m) => EARLY.has(m.type));
-      const late = early.length === rd.messages.length ? [] : rd.messages.filter((m) => !EARLY.has(m.type));
-      if (early.length > 0) this.#opts.send(early);
-      // Committed entries are durable on a quorum already, so they are applied (and their callers
-      // answered) before this Ready's own write, not after it: otherwise every commit would wait
-      // for the fsync of the next batch's entries. A snapshot keeps the strict order.
-      const applyEarly = rd.snapshot === undefined && !rd.committedEntries.some((e) => e.type === EntryType.ConfChange);
-      if (applyEarly) for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
+      const sendNow = rd.messages.filter((m) => EARLY.has(m.type));
+      const late = sendNow.length === rd.messages.length ? [] : rd.messages.filter((m) => !EARLY.has(m.type));
+      // New entries leave at once, before this node's own write; anything else (heartbeats of
+      // every group, commit-only appends) waits for the rest of this turn's messages to share a batch.
+      if (sendNow.length > 0) this.#opts.send(sendNow, sendNow.some(carriesEntries));
+      // Committed entries are durable on a quorum, so the leader applies them (answering its
+      // callers) before this Ready's own write instead of after it: otherwise every commit would
+      // wait for the fsync of the next batch. Only entries already on this node's disk qualify —
+      // a single-voter group commits the entries of the very Ready that carries them, which must
+      // not be acknowledged before they are written. A snapshot or a membership change keeps the
+      // strict order, and followers (whom no caller waits on) apply after their write.
+      const committed = rd.committedEntries;
+      let early = 0;
+      if (this.#node.isLeader() && rd.snapshot === undefined && !committed.some((e) => e.type === EntryType.ConfChange)) {
+        const firstNew = rd.entries[0]?.index ?? Number.MAX_SAFE_INTEGER;
+        while (early < committed.length && (committed[early] as Entry).index < firstNew) early++;
+        for (let i = 0; i < early; i++) this.#applyEntry(committed[i] as Entry);
+      }
       try {
         await this.#persist(rd);
       } catch (err) {
@@ -324,10 +347,15 @@ export class RaftGroup {
         this.#fail(err as Error);
         return;
       }
-      if (late.length > 0) this.#opts.send(late);
+      // Acknowledgements of appends leave before the apply below: the leader waits on them, nobody waits on this node's apply.
+      if (late.length > 0)
+        this.#opts.send(
+          late,
+          late.some((m) => m.type === MessageType.AppResp),
+        );
       if (rd.softState !== undefined) this.#onSoftState(rd.softState.leader, rd.softState.role);
       if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.#applied) this.#applySnapshot(rd.snapshot);
-      if (!applyEarly) for (const e of rd.committedEntries) this.#applyEntry(e.index, e.type, e.data);
+      for (let i = early; i < committed.length; i++) this.#applyEntry(committed[i] as Entry);
       const hadConfChange = rd.committedEntries.some((e) => e.type === EntryType.ConfChange);
       for (const rs of rd.readStates) {
         const r = this.#reads.get(rs.context);
@@ -339,8 +367,6 @@ export class RaftGroup {
       this.#node.advance();
       if (hadConfChange) for (const w of this.#confWaiters.splice(0)) w.resolve();
       this.#releaseReads();
-      this.#opts.metrics.commitIndex.set({ group: String(this.groupId) }, this.#node.raft.raftLog.committed);
-      this.#opts.metrics.appliedIndex.set({ group: String(this.groupId) }, this.#applied);
       // A failed snapshot is not fatal: the log still holds everything; a later one retries.
       await this.#maybeSnapshot().catch((err: unknown) => {
         if (!this.#closed) this.#log.warn({ err, group: this.groupId }, 'meta snapshot failed; will retry');
@@ -385,10 +411,7 @@ export class RaftGroup {
             retriable: true,
           },
         );
-        for (const p of this.#pending.values()) {
-          clearTimeout(p.timer);
-          p.reject(err);
-        }
+        for (const p of this.#pending.values()) p.reject(err);
         this.#pending.clear();
       }
       this.#log.info({ group: this.groupId, leader, role, term: this.#node.raft.term }, 'meta leader changed');
@@ -411,7 +434,7 @@ export class RaftGroup {
     this.#log.info({ group: this.groupId, index: snap.metadata.index }, 'meta snapshot installed');
   }
 
-  #applyEntry(index: number, type: string, data: Uint8Array): void {
+  #applyEntry({ index, type, data }: Entry): void {
     if (index <= this.#applied) return;
     this.#applied = index;
     if (type !== EntryType.Normal || data.byteLength === 0) return;
@@ -428,7 +451,6 @@ export class RaftGroup {
       const pend = this.#pending.get(p.id);
       if (pend !== undefined) {
         this.#pending.delete(p.id);
-        clearTimeout(pend.timer);
         pend.resolve(result);
       }
     } catch (err) {
@@ -436,7 +458,6 @@ export class RaftGroup {
       const pend = id === undefined ? undefined : this.#pending.get(id);
       if (pend !== undefined && id !== undefined) {
         this.#pending.delete(id);
-        clearTimeout(pend.timer);
         pend.reject(err as Error);
       } else if (!(err instanceof RobustError)) this.#log.error({ err, index }, 'meta entry could not be applied');
     }
@@ -465,6 +486,32 @@ export class RaftGroup {
     this.#log.debug({ group: this.groupId, index }, 'meta snapshot taken');
   }
 
+  #armDeadline(at: number): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = at;
+    this.#deadlineTimer = setTimeout(() => this.#expireProposals(), Math.max(1, at - performance.now()));
+  }
+
+  #expireProposals(): void {
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, p] of this.#pending) {
+      if (p.deadline > now) {
+        if (p.deadline < next) next = p.deadline;
+        continue;
+      }
+      this.#pending.delete(id);
+      p.reject(
+        new RobustError(ErrorCode.Timeout, `meta group ${this.groupId}: proposal not committed within ${p.timeoutMs} ms`, {
+          retriable: true,
+        }),
+      );
+    }
+    if (this.#pending.size > 0 && !this.#closed) this.#armDeadline(next);
+  }
+
   #expireLeases(): void {
     const now = Date.now();
     for (const [id, deadline] of this.#leaseDeadlines) {
@@ -486,11 +533,11 @@ export class RaftGroup {
 
   #rejectAll(err: Error): void {
     this.#proposals = [];
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Number.POSITIVE_INFINITY;
     for (const r of this.#reads.values()) {
       clearTimeout(r.timer);
       r.reject(err);
@@ -502,6 +549,7 @@ export class RaftGroup {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#opts.metrics.groupIndexes.delete(this.groupId);
     this.#rejectAll(new RobustError(ErrorCode.ShuttingDown, 'meta is shutting down', { retriable: true }));
     // Let a Ready being persisted finish before closing the file.
     while (this.#draining) await new Promise((r) => setImmediate(r));

@@ -8,7 +8,8 @@ export interface Envelope {
 
 /**
  * Carries Raft messages between meta nodes. Messages of every group to one peer travel
- * together (MetaNode batches them per peer per event-loop turn). Delivery is best effort:
+ * together (MetaNode batches them per peer per event-loop turn; appends that carry entries, and
+ * their acknowledgements, leave at once with whatever is queued). Delivery is best effort:
  * Raft retries; an unreachable peer is reported back through `onUnreachable`.
  */
 export interface RaftTransport {

@@ -93,3 +93,59 @@ test('a snapshot replaces the entries it covers and old WAL files are removed', 
   assert.equal(s2.lastIndex(), 21);
   assert.equal(s2.term(21), 2);
 });
+
+test('preallocated: zeros after the last record are padding, and writing goes on in place after a reopen', async (t) => {
+  const dir = tmp(t);
+  const opts = { preallocateBytes: 64 * 1024 };
+  const { wal } = await RaftWal.open(dir, log, undefined, opts);
+  // enough records to cross half a step several times, so the fill runs while records are written
+  for (let i = 1; i <= 300; i++) await wal.save([ent(i, 1, 'v'.repeat(500))], { term: 1, vote: 1, commit: i }, i % 7 === 0);
+  await wal.close();
+  const file = join(dir, readdirSync(dir).find((f) => f.startsWith('wal-')) as string);
+  const size = statSync(file).size;
+  assert.ok(size > 300 * 500, 'records written');
+  assert.equal(
+    readFileSync(file)
+      .subarray(-1000)
+      .every((b) => b === 0),
+    true,
+    'zero-filled ahead of the last record',
+  );
+
+  const { storage, recovery, wal: w2 } = await RaftWal.open(dir, log, undefined, opts);
+  assert.equal(recovery.truncatedBytes, 0, 'padding is not a torn tail');
+  assert.equal(storage.lastIndex(), 300);
+  assert.deepEqual(recovery.hardState, { term: 1, vote: 1, commit: 300 });
+  await w2.save([ent(301, 2, 'after-reopen')], { term: 2, vote: 1, commit: 301 }, true);
+  await w2.close();
+  assert.equal(statSync(file).size, size, 'the record went into the preallocated space');
+
+  const { storage: s3, wal: w3 } = await RaftWal.open(dir, log, undefined, opts);
+  t.after(() => w3.close());
+  assert.equal(s3.lastIndex(), 301);
+  assert.equal(Buffer.from(s3.entries(301, 302, 1e9)[0]?.data ?? []).toString(), 'after-reopen');
+  assert.equal(s3.term(300), 1);
+});
+
+test('preallocated: a torn record before the zeros is cut off, not taken for padding', async (t) => {
+  const dir = tmp(t);
+  const opts = { preallocateBytes: 64 * 1024 };
+  const { wal } = await RaftWal.open(dir, log, undefined, opts);
+  await wal.save([ent(1, 1), ent(2, 1)], { term: 1, vote: 0, commit: 2 }, true);
+  await wal.save([ent(3, 1, 'x'.repeat(100))], undefined, true);
+  await wal.close();
+  const file = join(dir, readdirSync(dir).find((f) => f.startsWith('wal-')) as string);
+  const buf = readFileSync(file);
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  buf.fill(0, end - 30, end); // the last record's tail never reached the disk
+  writeFileSync(file, buf);
+  const { storage, recovery, wal: w2 } = await RaftWal.open(dir, log, undefined, opts);
+  assert.equal(storage.lastIndex(), 2);
+  assert.ok(recovery.truncatedBytes > 0);
+  await w2.save([ent(3, 1, 'again')], undefined, true);
+  await w2.close();
+  const { storage: s3, wal: w3 } = await RaftWal.open(dir, log, undefined, opts);
+  t.after(() => w3.close());
+  assert.equal(Buffer.from(s3.entries(3, 4, 1e9)[0]?.data ?? []).toString(), 'again');
+});
