@@ -12,8 +12,23 @@ export class GroupCommitQueue<T, R> {
   private queue: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
   private running: Promise<void> | null = null;
 
-  constructor(flush: (items: T[]) => Promise<(R | Error)[]>) {
+  /** Reject what queued up behind a flush that failed (see the constructor). */
+  private readonly failQueuedOnError: boolean;
+
+  /**
+   * `failQueuedOnError`: when a flush fails (an item got an Error), the items that queued up
+   * behind it fail with the same error instead of being written after it — an ordered log must
+   * not store a later append when an earlier one is missing (callers retry in order).
+   */
+  constructor(flush: (items: T[]) => Promise<(R | Error)[]>, opts: { failQueuedOnError?: boolean } = {}) {
     this.flush = flush;
+    this.failQueuedOnError = opts.failQueuedOnError ?? false;
+  }
+
+  private rejectQueued(err: unknown): void {
+    const queued = this.queue;
+    this.queue = [];
+    for (const g of queued) g.reject(err);
   }
 
   push(item: T): Promise<R> {
@@ -40,13 +55,18 @@ export class GroupCommitQueue<T, R> {
         this.queue = [];
         try {
           const results = await this.flush(group.map((g) => g.item));
+          let failure: Error | undefined;
           group.forEach((g, i) => {
             const r = results[i];
-            if (r instanceof Error) g.reject(r);
-            else g.resolve(r as R);
+            if (r instanceof Error) {
+              failure ??= r;
+              g.reject(r);
+            } else g.resolve(r as R);
           });
+          if (failure !== undefined && this.failQueuedOnError) this.rejectQueued(failure);
         } catch (err) {
           for (const g of group) g.reject(err);
+          if (this.failQueuedOnError) this.rejectQueued(err);
         }
       }
     } finally {

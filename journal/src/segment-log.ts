@@ -64,7 +64,7 @@ export class SegmentLog {
     this.overrides = overrides;
     this.log = log.child({ shard: name });
     this.metrics = metrics;
-    this.queue = new GroupCommitQueue((items) => this.writeGroup(items));
+    this.queue = new GroupCommitQueue((items) => this.writeGroup(items), { failQueuedOnError: true });
   }
 
   get active(): Segment {

@@ -159,9 +159,13 @@ export class ProducerStateManager {
         entry.baseOffset = baseOffset;
       },
       failed: () => {
+        // This batch and every later one of the partition are forgotten: the later ones were
+        // claimed while this one was in flight and cannot stand without it (the journal fails
+        // appends queued behind a failed write too), so the retry of this batch is expected next.
         const i = part.entries.indexOf(entry);
-        if (i >= 0) part.entries.splice(i, 1);
-        if (part.lastSeq === lastSeq) part.lastSeq = prevLast;
+        if (i < 0) return; // dropped already, with an earlier batch that failed
+        part.entries.splice(i);
+        part.lastSeq = prevLast;
       },
     };
   }

@@ -74,6 +74,9 @@ async function producePartition(
     } else {
       try {
         const appending = ctx.journal.append(shard, records);
+        // An append that failed at once (a synchronous page-cache write) rolls the producer's
+        // sequence back before the next request of the connection can claim the one after it.
+        appending.catch(() => claim.failed());
         tell();
         const r = await appending;
         claim.done(r.baseOffset);
