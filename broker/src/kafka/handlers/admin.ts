@@ -226,8 +226,14 @@ export async function handleDescribeConfigs(
       const defaults = topicDefaults(ctx);
       entries = Object.entries({ ...defaults, ...s.config }).map(([k, v]) => [k, v, k in s.config ? SOURCE_TOPIC : SOURCE_DEFAULT]);
     } else if (res.resourceType === RESOURCE_BROKER) {
+      // As Kafka: a broker describes its own configs (clients send the request to that broker).
       if (res.resourceName !== '' && res.resourceName !== String(ctx.nodeId)) {
-        return { ...base, errorCode: KafkaError.INVALID_REQUEST, errorMessage: `unknown broker ${res.resourceName}`, configs: [] };
+        return {
+          ...base,
+          errorCode: KafkaError.INVALID_REQUEST,
+          errorMessage: `unexpected broker id, expected ${ctx.nodeId} or empty string, but received ${res.resourceName} (send it to that broker)`,
+          configs: [],
+        };
       }
       entries = Object.entries(brokerConfigs(ctx)).map(([k, v]) => [k, v, SOURCE_DEFAULT]);
     } else {
