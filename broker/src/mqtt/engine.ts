@@ -625,19 +625,30 @@ export class MqttEngine {
 
   #redispatch(from: Session, ds: Delivery[]): void {
     for (const d of ds) {
+      // The leaving member's stored entry goes only once the message is stored for its new
+      // member (a kill -9 in between delivers it twice rather than never); if that store fails
+      // the entry stays, and the leaving member gets it again when it resumes.
+      const stored = d.inboxId;
+      const handedOver = (p: Promise<void> | undefined): void => {
+        if (p === undefined) from.forgetStored(stored);
+        else this.#track(p.then(() => from.forgetStored(stored)));
+      };
       const g = d.group as SharedGroup<Session>;
       const member = this.#pickMember(g, d.message, from);
       if (member === undefined || member.session === from) {
         if (from.isPersistent && !from.ended) {
           d.inboxId = 0;
           d.packetId = 0;
-          void from.deliver(d)?.catch((err) => this.storeError(err));
-        } else this.countDrop(DropReason.NoSubscribers);
+          handedOver(from.deliver(d));
+        } else {
+          from.forgetStored(stored);
+          this.countDrop(DropReason.NoSubscribers);
+        }
         continue;
       }
-      void member.session
-        .deliver({ ...d, qos: Math.min(d.message.qos, member.qos) as 0 | 1 | 2, inboxId: 0, packetId: 0, released: false })
-        ?.catch((err) => this.storeError(err));
+      handedOver(
+        member.session.deliver({ ...d, qos: Math.min(d.message.qos, member.qos) as 0 | 1 | 2, inboxId: 0, packetId: 0, released: false }),
+      );
     }
   }
 

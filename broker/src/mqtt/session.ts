@@ -290,12 +290,19 @@ export class Session {
   }
 
   #forget(d: Delivery): void {
-    if (d.inboxId > 0) void this.engine.stores.inbox.ack(this.clientId, [d.inboxId]).catch((err) => this.engine.storeError(err));
+    this.forgetStored(d.inboxId);
+  }
+
+  /** Acknowledges a stored inbox entry (0 = none): a restart will not redeliver it. */
+  forgetStored(inboxId: number): void {
+    if (inboxId > 0) void this.engine.stores.inbox.ack(this.clientId, [inboxId]).catch((err) => this.engine.storeError(err));
   }
 
   /**
    * Takes back the QoS 1/2 messages this session got through shared subscriptions and has not
-   * completed (in flight before PUBREC, or queued), so they can go to another member.
+   * completed (in flight before PUBREC, or queued), so they can go to another member. Their
+   * stored entries stay in this session's inbox until the caller has the messages stored
+   * elsewhere and calls `forgetStored` (a crash in between redelivers rather than loses).
    */
   takeShared(): Delivery[] {
     const out: Delivery[] = [];
@@ -304,14 +311,12 @@ export class Session {
       if (d.group !== undefined && !d.released) {
         this.inflight.delete(id);
         this.engine.inflightDelta(-1);
-        this.#forget(d);
         out.push(d);
       }
     }
     const before = this.queue.length;
     this.queue.filter((d) => {
       if (d.group === undefined) return true;
-      this.#forget(d);
       out.push(d);
       return false;
     });
