@@ -3,19 +3,20 @@ import { RawNode } from '../raft/raw-node.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { ConfChangeType, type ConfChange } from '../raft/conf-change.js';
 import { EntryType, MessageType, Role, type Entry, type HardState, type Message, type Ready, type Snapshot } from '../raft/types.js';
-
-/** Message types that may be sent before the Ready that carries them is persisted. */
-const EARLY: ReadonlySet<string> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
-
-function carriesEntries(m: Message): boolean {
-  return m.type === MessageType.App && m.entries.length > 0;
-}
 import type { Status } from '../raft/raft.js';
 import type { MemoryStorage } from '../raft/storage.js';
 import { RaftWal } from '../storage/raft-wal.js';
 import { KvStore, type KvCommand, type KvResult, type WatchEvent } from '../kv/kv-store.js';
 import { decodeProposal, encodeProposal } from '../kv/command-codec.js';
 import type { MetaMetrics } from './metrics.js';
+
+/** Message types that may be sent before the Ready that carries them is persisted. */
+const EARLY: ReadonlySet<string> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
+
+/** An append carrying new entries (not a heartbeat or a commit-only append). */
+function carriesEntries(m: Message): boolean {
+  return m.type === MessageType.App && m.entries.length > 0;
+}
 
 /** The request reached a node that is not the group's leader, and none is known to forward to. */
 export class NotLeaderError extends RobustError {

@@ -72,19 +72,15 @@ async function producePartition(
     if (claim.duplicateOf !== undefined) {
       out.baseOffset = claim.duplicateOf;
     } else {
-      try {
-        const appending = ctx.journal.append(shard, records);
-        // An append that failed at once (a synchronous page-cache write) rolls the producer's
-        // sequence back before the next request of the connection can claim the one after it.
-        appending.catch(() => claim.failed());
-        tell();
-        const r = await appending;
-        claim.done(r.baseOffset);
-        out.baseOffset = r.baseOffset;
-      } catch (err) {
-        claim.failed();
-        throw err;
-      }
+      const appending = ctx.journal.append(shard, records);
+      // A failed append rolls the producer's sequence back; registered before `tell()`, so an
+      // append that failed at once (a synchronous page-cache write) is rolled back before the
+      // connection's next request claims the sequence after it.
+      if (claim !== NOOP_CLAIM) appending.catch(() => claim.failed());
+      tell();
+      const r = await appending;
+      claim.done(r.baseOffset);
+      out.baseOffset = r.baseOffset;
       ctx.metrics.producedRecords.inc(h.recordCount);
       if (out_ !== undefined && bridged !== undefined) {
         ctx.bindings.publishRecords(out_, bridged);
