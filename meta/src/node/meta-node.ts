@@ -146,7 +146,20 @@ export class MetaNode implements MetaClient {
   #start(_metrics: MetaMetrics): void {
     for (const [id, addr] of this.#opts.initialMembers ?? []) this.#setMember(id, addr);
     this.#transport.onReceive((from, envelopes) => {
-      for (const { group, message } of envelopes) this.#groups[group]?.step(message);
+      // Step the whole batch, then let each group act on it once (see RaftGroup.step).
+      let touched: RaftGroup | RaftGroup[] | undefined;
+      for (const { group, message } of envelopes) {
+        const g = this.#groups[group];
+        if (g === undefined) continue;
+        g.step(message, false);
+        if (touched === undefined) touched = g;
+        else if (touched !== g) {
+          if (!Array.isArray(touched)) touched = [touched];
+          if (!touched.includes(g)) touched.push(g);
+        }
+      }
+      if (Array.isArray(touched)) for (const g of touched) g.kick();
+      else touched?.kick();
       void from;
     });
     this.#transport.onUnreachable((peer) => {

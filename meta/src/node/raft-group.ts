@@ -172,7 +172,13 @@ export class RaftGroup {
     this.#kick();
   }
 
-  step(m: Message): void {
+  /**
+   * Steps a message received from a peer. With `kick` false the caller steps the rest of its
+   * batch first and then calls `kick()`: a follower that gets a commit-only append and the next
+   * entries in one batch then writes the new entries (and acknowledges them) before it applies
+   * the committed ones, instead of applying first and keeping the leader waiting.
+   */
+  step(m: Message, kick = true): void {
     if (this.#closed) return;
     try {
       this.#node.step(m);
@@ -180,6 +186,11 @@ export class RaftGroup {
       this.#log.warn({ err, type: m.type, from: m.from }, 'meta message refused');
       return;
     }
+    if (kick) this.#kick();
+  }
+
+  /** Processes whatever Raft has ready (see `step`). */
+  kick(): void {
     this.#kick();
   }
 
