@@ -360,11 +360,13 @@ export class RaftGroup {
         return;
       }
       // Acknowledgements of appends leave before the apply below: the leader waits on them, nobody waits on this node's apply.
-      if (late.length > 0)
-        this.#opts.send(
-          late,
-          late.some((m) => m.type === MessageType.AppResp),
-        );
+      if (late.length > 0) {
+        const acks = late.some((m) => m.type === MessageType.AppResp);
+        this.#opts.send(late, acks);
+        // gRPC writes to the socket in the check phase of this loop turn, after the code that
+        // runs now: applying a batch first would hold the acknowledgement back by its apply time.
+        if (acks && committed.length > early) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       if (rd.softState !== undefined) this.#onSoftState(rd.softState.leader, rd.softState.role);
       if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.#applied) this.#applySnapshot(rd.snapshot);
       for (let i = early; i < committed.length; i++) this.#applyEntry(committed[i] as Entry);
