@@ -20,7 +20,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # The CRC-32C addon needs a compiler; without it the server falls back to @node-rs/crc32.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/* \
- && (npm_config_nodedir=/usr/local npm run build:native -w common || echo "CRC-32C addon not built") \
+ && (npm_config_nodedir=/usr/local npm run build:native -w common || echo "native addons not built") \
  && mkdir -p common/native/build/Release
 RUN npx tsc -b && npm prune --omit=dev --no-audit --no-fund
 

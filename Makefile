@@ -24,12 +24,13 @@ node_modules/.install-stamp: package.json package-lock.json $(addsuffix /package
 
 install: node_modules/.install-stamp
 
-# Our CRC-32C addon (common/native): built with node-gyp against Node's own headers; where that
-# is impossible (no compiler or headers) the code falls back to @node-rs/crc32 at run time.
+# Our addons (common/native): CRC-32C and the native TCP transport of the MQTT listener, built
+# with node-gyp against Node's own headers; where that is impossible (no compiler or headers) the
+# code falls back at run time to @node-rs/crc32 and to Node sockets.
 CRC_ADDON := common/native/build/Release/robustmq_crc32c.node
-$(CRC_ADDON): common/native/crc32c.c common/native/binding.gyp
-	@npm run build:native -w common >/dev/null 2>&1 && echo "built $@" \
-	  || echo "note: the CRC-32C addon was not built (no compiler or Node headers); using @node-rs/crc32"
+$(CRC_ADDON): common/native/crc32c.c common/native/uvtcp.c common/native/binding.gyp
+	@npm run build:native -w common >/dev/null 2>&1 && echo "built $@ and robustmq_uvtcp.node" \
+	  || echo "note: the native addons were not built (no compiler or Node headers); using @node-rs/crc32 and Node sockets"
 	@mkdir -p $(dir $@)
 
 build: install $(CRC_ADDON)

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import { Socket } from 'node:net';
 import type { Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import type { JournalClient } from '@robustmq/journal';
@@ -132,6 +133,7 @@ export class Broker {
         port: opts.mqttPort,
         log: mqttLog,
         metrics,
+        transport: this.mqtt.config.tcpTransport,
         onConnection: (s) => {
           // The socket is already counted: more than the limit means this one is over it.
           const full = maxPerListener > 0 && (this.listeners[0]?.connectionCount ?? 0) > maxPerListener;
@@ -150,7 +152,12 @@ export class Broker {
         port: opts.kafkaPort,
         log: kafkaLog,
         metrics,
-        onConnection: (s) => (kafka !== undefined ? kafka.handleSocket(s) : refuseKafkaConnection(s, kafkaLog)),
+        onConnection: (s) => {
+          // This listener uses Node sockets (no `transport: 'native'`).
+          if (!(s instanceof Socket)) return void s.destroy();
+          if (kafka !== undefined) kafka.handleSocket(s);
+          else refuseKafkaConnection(s, kafkaLog);
+        },
       }),
     ];
     const useTls =

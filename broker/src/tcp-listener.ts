@@ -1,8 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listen, closeServer, type Logger } from '@robustmq/common';
+import { listen, closeServer, UvTcpServer, uvTcpAvailable, uvTcpLoadError, type UvSocket, type Logger } from '@robustmq/common';
 import type { ListenerMetrics } from './metrics.js';
+
+/** A connection of a TCP listener: a Node socket, or one of our libuv addon (`transport: 'native'`). */
+export type TcpSocket = Socket | UvSocket;
 
 export interface TcpListenerOptions {
   name: string;
@@ -12,7 +14,12 @@ export interface TcpListenerOptions {
   metrics: ListenerMetrics;
   /** Connections beyond this many are refused at accept. */
   maxConnections?: number;
-  onConnection: (socket: Socket) => void;
+  /**
+   * `native`: connections held by common/native/uvtcp.c (no net.Socket per connection), for
+   * listeners of many idle clients; falls back to `node` with a warning where the addon is missing.
+   */
+  transport?: 'native' | 'node';
+  onConnection: (socket: TcpSocket) => void;
 }
 
 /**
@@ -22,13 +29,14 @@ export interface TcpListenerOptions {
 export class TcpListener {
   readonly name: string;
   readonly #opts: TcpListenerOptions;
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
+  readonly #server: Server | undefined;
+  #uvServer: UvTcpServer | undefined;
+  readonly #sockets = new Set<TcpSocket>();
   #port = -1;
   readonly #accepted: { inc(): void };
   readonly #open: { inc(): void; dec(): void };
   // One 'close' and one 'error' listener for every socket of the listener, not a closure each.
-  readonly #onClose: (this: Socket) => void;
+  readonly #onClose: (this: TcpSocket) => void;
   readonly #onError: (err: Error) => void;
 
   constructor(opts: TcpListenerOptions) {
@@ -38,18 +46,42 @@ export class TcpListener {
     this.#accepted = opts.metrics.accepted.labels({ listener: opts.name });
     const open = (this.#open = opts.metrics.connections.labels({ listener: opts.name }));
     const sockets = this.#sockets;
-    this.#onClose = function (this: Socket): void {
+    this.#onClose = function (this: TcpSocket): void {
       if (sockets.delete(this)) open.dec();
     };
     // A reset by the peer must not surface as an unhandled 'error' event.
     this.#onError = (err: Error): void => opts.log.debug({ err, listener: opts.name }, 'connection error');
-    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
-    this.#server.on('error', (err) => opts.log.error({ err, listener: opts.name }, 'listener error'));
+    if (opts.transport === 'native' && !uvTcpAvailable()) {
+      opts.log.warn(
+        { listener: opts.name, err: uvTcpLoadError()?.message },
+        'native TCP transport unavailable (addon not built); using Node sockets',
+      );
+    }
+    if (opts.transport === 'native' && uvTcpAvailable()) {
+      this.#server = undefined;
+    } else {
+      this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+      this.#server.on('error', (err) => opts.log.error({ err, listener: opts.name }, 'listener error'));
+    }
+  }
+
+  /** Which transport serves the connections. */
+  get transport(): 'native' | 'node' {
+    return this.#server === undefined ? 'native' : 'node';
   }
 
   /** Binds; resolves with the bound port. */
   async listen(): Promise<number> {
-    this.#port = await listen(this.#server, this.name, this.#opts.host, this.#opts.port);
+    if (this.#server !== undefined) {
+      this.#port = await listen(this.#server, this.name, this.#opts.host, this.#opts.port);
+      return this.#port;
+    }
+    try {
+      this.#uvServer = UvTcpServer.listen(this.#opts.host, this.#opts.port, (s) => this.#accept(s));
+    } catch (err) {
+      throw new Error(`${this.name} listener cannot bind ${this.#opts.host}:${this.#opts.port}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#port = this.#uvServer.port;
     return this.#port;
   }
 
@@ -61,7 +93,7 @@ export class TcpListener {
     return this.#sockets.size;
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: TcpSocket): void {
     const { metrics, name, maxConnections } = this.#opts;
     if (maxConnections !== undefined && this.#sockets.size >= maxConnections) {
       metrics.refused.inc({ listener: name, reason: 'max_connections' });
@@ -81,13 +113,16 @@ export class TcpListener {
    * `graceMs`. Resolves once every socket is gone.
    */
   async close(graceMs: number): Promise<void> {
-    const closing = closeServer(this.#server);
-    const gone = [...this.#sockets].map((s) => once(s, 'close').catch(() => undefined));
-    for (const s of this.#sockets) s.end();
+    const closing = this.#server !== undefined ? closeServer(this.#server) : Promise.resolve(this.#uvServer?.close());
+    const gone = [...this.#sockets].map(
+      (s) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve()))),
+    );
+    for (const s of this.#sockets) (s as { end(): unknown }).end();
     const timer = new AbortController();
     await Promise.race([Promise.all(gone), sleep(graceMs, undefined, { signal: timer.signal }).catch(() => undefined)]);
     timer.abort();
     for (const s of this.#sockets) s.destroy();
+    await Promise.all(gone);
     await closing;
   }
 }

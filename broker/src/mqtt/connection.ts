@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Packet } from 'mqtt-packet';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@robustmq/common';
@@ -41,7 +40,29 @@ let nextConnId = 1;
 
 /** The connection a socket belongs to: lets one shared function serve every socket's events. */
 const kConnection = Symbol('mqttConnection');
-type OwnedSocket = Socket & { [kConnection]?: Connection };
+type OwnedSocket = ConnectionSocket & { [kConnection]?: Connection };
+
+/**
+ * What a connection needs of its transport: a net or TLS socket, a WebSocket stream shaped like
+ * one, or a connection of the native TCP transport (`UvSocket`).
+ */
+export interface ConnectionSocket {
+  readonly remoteAddress?: string | undefined;
+  readonly destroyed: boolean;
+  readonly writableLength: number;
+  readonly allowHalfOpen?: boolean;
+  setNoDelay(noDelay?: boolean): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  listenerCount(event: string): number;
+  pause(): unknown;
+  resume(): unknown;
+  write(data: Uint8Array): boolean;
+  end(): unknown;
+  destroy(): unknown;
+}
 
 const DISCONNECT_V3: Packet = Object.freeze({ cmd: 'disconnect' });
 
@@ -65,7 +86,7 @@ function endSocket(this: Duplex): void {
  */
 export class Connection {
   readonly id = nextConnId++;
-  readonly socket: Socket;
+  readonly socket: ConnectionSocket;
   readonly engine: MqttEngine;
   /** The engine's logger; the per-connection child is made on first use (see `log`). */
   readonly #baseLog: Logger;
@@ -120,7 +141,7 @@ export class Connection {
    * collections), the packet decoder is shared, and the socket's listeners are functions shared
    * by every connection (the socket points back to its connection).
    */
-  constructor(socket: Socket, engine: MqttEngine, log: Logger, info?: ConnectionInfo) {
+  constructor(socket: ConnectionSocket, engine: MqttEngine, log: Logger, info?: ConnectionInfo) {
     this.socket = socket;
     this.engine = engine;
     this.info = info ?? { listener: 'mqtt', remoteAddress: socket.remoteAddress ?? '' };
@@ -132,18 +153,18 @@ export class Connection {
     socket.on('data', Connection.#onSocketData);
     // A socket that allows half-open ends its side when the client ends (net sockets from the
     // listeners do that themselves: allowHalfOpen is false).
-    if ((socket as { allowHalfOpen?: boolean }).allowHalfOpen === true) socket.on('end', endSocket);
+    if (socket.allowHalfOpen === true) socket.on('end', endSocket);
     socket.on('close', Connection.#onSocketClose);
     // The listeners handle errors already; a socket handed over without one must not throw.
     if (socket.listenerCount('error') === 0) socket.on('error', engine.onSocketError);
   }
 
-  static #onSocketData(this: Socket, chunk: Buffer): void {
+  static #onSocketData(this: ConnectionSocket, chunk: Buffer): void {
     const conn = (this as OwnedSocket)[kConnection];
     if (conn !== undefined) conn.#onData(chunk);
   }
 
-  static #onSocketClose(this: Socket): void {
+  static #onSocketClose(this: ConnectionSocket): void {
     const conn = (this as OwnedSocket)[kConnection];
     if (conn === undefined) return;
     conn.sec.dispose();

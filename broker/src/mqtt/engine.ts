@@ -1,10 +1,9 @@
-import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@robustmq/common';
 import { resolveMqttConfig, SharedStrategy, type MqttConfig } from './config.js';
 import { createMqttMetrics, DropReason, type MqttMetrics } from './metrics.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionSocket } from './connection.js';
 import { Session, NEVER_EXPIRES, type Delivery } from './session.js';
 import { SubscriptionTrie, type SharedGroup, type Subscription } from './subscription-trie.js';
 import { parseFilter, topicMatches } from './topic.js';
@@ -195,8 +194,8 @@ export class MqttEngine {
     this.metrics.retained.set(stores.retain.size);
   }
 
-  /** Takes a freshly accepted socket (a TLS socket, or a WebSocket stream shaped like one). */
-  handleSocket(socket: Socket, info?: ConnectionInfo): void {
+  /** Takes a freshly accepted socket (TCP, native TCP, TLS, or a WebSocket stream shaped like one). */
+  handleSocket(socket: ConnectionSocket, info?: ConnectionInfo): void {
     const start = (): void => {
       if (this.#closing) {
         socket.destroy();

@@ -1,0 +1,603 @@
+// A TCP transport on libuv for connections that are many and mostly idle (MQTT devices).
+//
+// Node's net.Socket costs ~1.4 KB of objects per connection (the TCPWrap, the Socket with its
+// stream states, listener tables, bound callbacks). Here a connection is this file's `conn_t`
+// (a uv_tcp_t and a few fields, ~280 B) plus one small JavaScript object made by
+// common/src/uv-tcp.ts. JavaScript names a connection by a 32-bit id: a slot index in the low
+// 20 bits and the slot's generation above it, so an id kept after its connection closed never
+// reaches the connection that reuses the slot.
+//
+// Calls into JavaScript go through napi_make_callback, so promises and process.nextTick
+// callbacks run after each one as they do after a net.Socket event. A JavaScript exception in
+// a callback becomes an 'uncaughtException' (napi_fatal_exception); nothing here aborts on
+// anything a peer does: resets, EOF and read errors close that connection only.
+//
+// One event loop: the addon serves the thread that first called init() (the main thread).
+
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOT_BITS 20
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+#define MAX_SERVERS 64
+
+enum {
+  F_CLOSING = 1,  // uv_close called
+  F_READING = 2,  // uv_read_start in effect
+  F_PAUSED = 4,   // JavaScript asked to stop reading
+  F_EOF = 8,      // the peer ended its side
+  F_SHUT = 16,    // our side was shut down (end)
+  F_DRAIN = 32,   // JavaScript wants onDrain when the queue empties
+  F_CONNECTING = 64,
+};
+
+typedef struct conn {
+  uv_tcp_t h;  // first: a handle pointer is the connection pointer
+  uint32_t id;
+  uint32_t flags;
+  int32_t err;    // why it closed (0: normal)
+  size_t queued;  // bytes accepted by write() that the kernel has not taken yet
+} conn_t;
+
+typedef struct {
+  uv_write_t req;
+  size_t len;
+  char data[];
+} wreq_t;
+
+typedef struct {
+  uv_tcp_t h;
+  uint32_t sid;
+  int used;
+} server_t;
+
+static napi_env g_env;
+static napi_async_context g_async;
+static napi_ref g_on_connection, g_on_data, g_on_end, g_on_close, g_on_drain, g_on_connect;
+static uv_loop_t* g_loop;
+
+static conn_t** g_slots;
+static uint16_t* g_gens;
+static uint32_t g_nslots;
+static uint32_t* g_free;
+static uint32_t g_nfree;
+static uint32_t g_open;
+static server_t* g_servers[MAX_SERVERS];
+static char g_read_buf[65536];
+
+// ------------------------------------------------------------------------------------------
+// calling JavaScript
+
+static void call_js(napi_ref ref, size_t argc, napi_value* argv) {
+  napi_value fn, recv, result;
+  if (napi_get_reference_value(g_env, ref, &fn) != napi_ok) return;
+  napi_get_global(g_env, &recv);
+  napi_status st = napi_make_callback(g_env, g_async, recv, fn, argc, argv, &result);
+  if (st == napi_pending_exception) {
+    napi_value e;
+    if (napi_get_and_clear_last_exception(g_env, &e) == napi_ok) napi_fatal_exception(g_env, e);
+  }
+}
+
+static napi_value num(double v) {
+  napi_value r;
+  napi_create_double(g_env, v, &r);
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------
+// connection slots
+
+static conn_t* slot_alloc(void) {
+  uint32_t slot;
+  if (g_nfree > 0) {
+    slot = g_free[--g_nfree];
+  } else {
+    if (g_nslots > SLOT_MASK) return NULL;
+    uint32_t n = g_nslots == 0 ? 1024 : g_nslots * 2;
+    if (n > SLOT_MASK + 1) n = SLOT_MASK + 1;
+    conn_t** s = realloc(g_slots, n * sizeof *s);
+    if (s == NULL) return NULL;
+    g_slots = s;
+    uint16_t* g = realloc(g_gens, n * sizeof *g);
+    if (g == NULL) return NULL;
+    g_gens = g;
+    uint32_t* f = realloc(g_free, n * sizeof *f);
+    if (f == NULL) return NULL;
+    g_free = f;
+    for (uint32_t i = g_nslots; i < n; i++) {
+      g_slots[i] = NULL;
+      g_gens[i] = 0;
+    }
+    // hand out the lowest new slot now, keep the rest free (highest first, so low ones go first)
+    slot = g_nslots;
+    for (uint32_t i = n - 1; i > g_nslots; i--) g_free[g_nfree++] = i;
+    g_nslots = n;
+  }
+  conn_t* c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    g_free[g_nfree++] = slot;
+    return NULL;
+  }
+  c->id = ((uint32_t)(g_gens[slot] & 0x7ff) << SLOT_BITS) | slot;
+  g_slots[slot] = c;
+  g_open++;
+  return c;
+}
+
+static conn_t* lookup(uint32_t id) {
+  uint32_t slot = id & SLOT_MASK;
+  if (slot >= g_nslots) return NULL;
+  conn_t* c = g_slots[slot];
+  return c != NULL && c->id == id ? c : NULL;
+}
+
+static void on_closed(uv_handle_t* h) {
+  conn_t* c = (conn_t*)h;
+  uint32_t slot = c->id & SLOT_MASK;
+  g_slots[slot] = NULL;
+  g_gens[slot]++;
+  g_free[g_nfree++] = slot;
+  g_open--;
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  napi_value argv[2] = {num(c->id), num(c->err)};
+  free(c);
+  call_js(g_on_close, 2, argv);
+  napi_close_handle_scope(g_env, scope);
+}
+
+static void close_conn(conn_t* c, int err) {
+  if (c->flags & F_CLOSING) return;
+  c->flags |= F_CLOSING;
+  c->err = err;
+  uv_close((uv_handle_t*)&c->h, on_closed);
+}
+
+// ------------------------------------------------------------------------------------------
+// reading
+
+static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  (void)h;
+  (void)suggested;
+  buf->base = g_read_buf;
+  buf->len = sizeof g_read_buf;
+}
+
+static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  conn_t* c = (conn_t*)s;
+  if (n == 0 || (c->flags & F_CLOSING)) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  if (n > 0) {
+    napi_value argv[2];
+    void* data;
+    argv[0] = num(c->id);
+    // A copy of exactly what was read: the caller may keep slices of it (message payloads).
+    if (napi_create_buffer_copy(g_env, (size_t)n, buf->base, &data, &argv[1]) == napi_ok) call_js(g_on_data, 2, argv);
+  } else if (n == UV_EOF) {
+    c->flags |= F_EOF;
+    uv_read_stop(s);
+    c->flags &= ~F_READING;
+    napi_value argv[1] = {num(c->id)};
+    call_js(g_on_end, 1, argv);
+    // JavaScript decides what follows (end() or destroy()); a peer that ended and whose
+    // connection we had already shut down is done.
+    if ((c->flags & F_SHUT) && !(c->flags & F_CLOSING)) close_conn(c, 0);
+  } else {
+    close_conn(c, (int)n);
+  }
+  napi_close_handle_scope(g_env, scope);
+}
+
+static int start_reading(conn_t* c) {
+  if (c->flags & (F_READING | F_CLOSING | F_EOF | F_PAUSED)) return 0;
+  int r = uv_read_start((uv_stream_t*)&c->h, on_alloc, on_read);
+  if (r == 0) c->flags |= F_READING;
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------
+// accepting and connecting
+
+static void peer_name(conn_t* c, char* ip, size_t iplen, int* port) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  ip[0] = 0;
+  *port = 0;
+  if (uv_tcp_getpeername(&c->h, (struct sockaddr*)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET) {
+    uv_ip4_name((struct sockaddr_in*)&ss, ip, iplen);
+    *port = ntohs(((struct sockaddr_in*)&ss)->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6*)&ss, ip, iplen);
+    *port = ntohs(((struct sockaddr_in6*)&ss)->sin6_port);
+  }
+}
+
+static void on_connection(uv_stream_t* srv, int status) {
+  server_t* s = (server_t*)srv;
+  if (status < 0) return;
+  conn_t* c = slot_alloc();
+  if (c == NULL) {
+    // Out of slots or memory: take the connection off the backlog and drop it.
+    uv_tcp_t* t = malloc(sizeof *t);
+    if (t == NULL) return;
+    uv_tcp_init(g_loop, t);
+    uv_accept(srv, (uv_stream_t*)t);
+    uv_close((uv_handle_t*)t, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_init(g_loop, &c->h);
+  if (uv_accept(srv, (uv_stream_t*)&c->h) != 0) {
+    close_conn(c, 0);
+    return;
+  }
+  uv_tcp_nodelay(&c->h, 1);
+  char ip[64];
+  int port;
+  peer_name(c, ip, sizeof ip, &port);
+  start_reading(c);
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  napi_value argv[4];
+  argv[0] = num(s->sid);
+  argv[1] = num(c->id);
+  napi_create_string_latin1(g_env, ip, NAPI_AUTO_LENGTH, &argv[2]);
+  argv[3] = num(port);
+  call_js(g_on_connection, 4, argv);
+  napi_close_handle_scope(g_env, scope);
+}
+
+static void on_connect(uv_connect_t* req, int status) {
+  conn_t* c = (conn_t*)req->handle;
+  free(req);
+  c->flags &= ~F_CONNECTING;
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  if (status == 0 && !(c->flags & F_CLOSING)) {
+    uv_tcp_nodelay(&c->h, 1);
+    start_reading(c);
+  }
+  napi_value argv[2] = {num(c->id), num(status)};
+  call_js(g_on_connect, 2, argv);
+  if (status != 0) close_conn(c, status);
+  napi_close_handle_scope(g_env, scope);
+}
+
+// ------------------------------------------------------------------------------------------
+// writing
+
+static void on_written(uv_write_t* req, int status) {
+  wreq_t* w = (wreq_t*)req;
+  conn_t* c = (conn_t*)req->handle;
+  c->queued -= w->len;
+  free(w);
+  if (c->flags & F_CLOSING) return;
+  if (status < 0) {
+    close_conn(c, status);
+    return;
+  }
+  if (c->queued == 0 && (c->flags & F_DRAIN)) {
+    c->flags &= ~F_DRAIN;
+    napi_handle_scope scope;
+    napi_open_handle_scope(g_env, &scope);
+    napi_value argv[1] = {num(c->id)};
+    call_js(g_on_drain, 1, argv);
+    napi_close_handle_scope(g_env, scope);
+  }
+}
+
+// Queues `bufs` after what is queued already; writes at once what the kernel takes when nothing
+// is queued. Returns the bytes left queued, or a negative libuv error.
+static int64_t write_bufs(conn_t* c, uv_buf_t* bufs, unsigned n) {
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  if (total == 0) return (int64_t)c->queued;
+  size_t skip = 0;
+  if (c->queued == 0) {
+    int r = uv_try_write((uv_stream_t*)&c->h, bufs, n);
+    if (r == (int)total) return 0;
+    if (r >= 0) skip = (size_t)r;
+    else if (r != UV_EAGAIN) return r;
+  }
+  size_t rest = total - skip;
+  wreq_t* w = malloc(sizeof *w + rest);
+  if (w == NULL) return UV_ENOMEM;
+  w->len = rest;
+  size_t o = 0;
+  for (unsigned i = 0; i < n; i++) {
+    size_t l = bufs[i].len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    memcpy(w->data + o, bufs[i].base + skip, l - skip);
+    o += l - skip;
+    skip = 0;
+  }
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+  int r = uv_write(&w->req, (uv_stream_t*)&c->h, &b, 1, on_written);
+  if (r != 0) {
+    free(w);
+    return r;
+  }
+  c->queued += rest;
+  c->flags |= F_DRAIN;
+  return (int64_t)c->queued;
+}
+
+static void on_shutdown(uv_shutdown_t* req, int status) {
+  conn_t* c = (conn_t*)req->handle;
+  free(req);
+  if (c->flags & F_CLOSING) return;
+  if (status < 0) close_conn(c, 0);
+  else if (c->flags & F_EOF) close_conn(c, 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// JavaScript API
+
+#define ARGS(n)                                                  \
+  size_t argc = n;                                               \
+  napi_value argv[n];                                            \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+
+static uint32_t arg_u32(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return (uint32_t)d;
+}
+
+static napi_value ret_num(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+static napi_value throw_uv(napi_env env, const char* what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s (%s)", what, uv_strerror(err), uv_err_name(err));
+  napi_throw_error(env, uv_err_name(err), msg);
+  return NULL;
+}
+
+// init({ onConnection, onData, onEnd, onClose, onDrain, onConnect })
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  if (g_env != NULL) {
+    if (g_env != env) napi_throw_error(env, NULL, "uvtcp serves one thread (the first to call init)");
+    return NULL;
+  }
+  g_env = env;
+  napi_get_uv_event_loop(env, &g_loop);
+  napi_value name;
+  napi_create_string_utf8(env, "robustmq.uvtcp", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &g_async);
+  const char* names[] = {"onConnection", "onData", "onEnd", "onClose", "onDrain", "onConnect"};
+  napi_ref* refs[] = {&g_on_connection, &g_on_data, &g_on_end, &g_on_close, &g_on_drain, &g_on_connect};
+  for (int i = 0; i < 6; i++) {
+    napi_value fn;
+    napi_get_named_property(env, argv[0], names[i], &fn);
+    napi_create_reference(env, fn, 1, refs[i]);
+  }
+  return NULL;
+}
+
+static int parse_addr(const char* host, int port, struct sockaddr_storage* ss) {
+  if (strchr(host, ':') != NULL) return uv_ip6_addr(host, port, (struct sockaddr_in6*)ss);
+  return uv_ip4_addr(host, port, (struct sockaddr_in*)ss);
+}
+
+// listen(host, port, backlog) → [serverId, boundPort]
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char host[256];
+  size_t hl;
+  napi_get_value_string_utf8(env, argv[0], host, sizeof host, &hl);
+  int port = (int)arg_u32(env, argv[1]);
+  int backlog = (int)arg_u32(env, argv[2]);
+  int sid = -1;
+  for (int i = 0; i < MAX_SERVERS; i++)
+    if (g_servers[i] == NULL) {
+      sid = i;
+      break;
+    }
+  if (sid < 0) return throw_uv(env, "listen", UV_EMFILE);
+  struct sockaddr_storage ss;
+  int r = parse_addr(host, port, &ss);
+  if (r != 0) return throw_uv(env, "listen: bad address", r);
+  server_t* s = calloc(1, sizeof *s);
+  if (s == NULL) return throw_uv(env, "listen", UV_ENOMEM);
+  s->sid = (uint32_t)sid;
+  uv_tcp_init(g_loop, &s->h);
+  r = uv_tcp_bind(&s->h, (struct sockaddr*)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t*)&s->h, backlog > 0 ? backlog : 511, on_connection);
+  if (r != 0) {
+    uv_close((uv_handle_t*)&s->h, (uv_close_cb)free);
+    return throw_uv(env, "listen", r);
+  }
+  g_servers[sid] = s;
+  struct sockaddr_storage got;
+  int len = sizeof got;
+  uv_tcp_getsockname(&s->h, (struct sockaddr*)&got, &len);
+  int bound = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6*)&got)->sin6_port) : ntohs(((struct sockaddr_in*)&got)->sin_port);
+  napi_value out, v;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_uint32(env, (uint32_t)sid, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_uint32(env, (uint32_t)bound, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
+}
+
+static napi_value js_close_server(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t sid = arg_u32(env, argv[0]);
+  if (sid < MAX_SERVERS && g_servers[sid] != NULL) {
+    uv_close((uv_handle_t*)&g_servers[sid]->h, (uv_close_cb)free);
+    g_servers[sid] = NULL;
+  }
+  return NULL;
+}
+
+// connect(host, port) → id; onConnect(id, status) follows
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char host[256];
+  size_t hl;
+  napi_get_value_string_utf8(env, argv[0], host, sizeof host, &hl);
+  int port = (int)arg_u32(env, argv[1]);
+  struct sockaddr_storage ss;
+  int r = parse_addr(host, port, &ss);
+  if (r != 0) return throw_uv(env, "connect: bad address", r);
+  conn_t* c = slot_alloc();
+  if (c == NULL) return throw_uv(env, "connect", UV_ENOMEM);
+  uv_tcp_init(g_loop, &c->h);
+  uv_connect_t* req = malloc(sizeof *req);
+  if (req == NULL) {
+    close_conn(c, UV_ENOMEM);
+    return ret_num(env, c->id);
+  }
+  c->flags |= F_CONNECTING;
+  r = uv_tcp_connect(req, &c->h, (struct sockaddr*)&ss, on_connect);
+  if (r != 0) {
+    free(req);
+    c->flags &= ~F_CONNECTING;
+    close_conn(c, r);
+  }
+  return ret_num(env, c->id);
+}
+
+// write(id, buffer) → bytes still queued (0: all taken), or a negative libuv error
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c == NULL || (c->flags & F_CLOSING)) return ret_num(env, UV_EPIPE);
+  if (c->flags & F_CONNECTING) return ret_num(env, UV_ENOTCONN);
+  void* data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "write: a Buffer is required");
+    return NULL;
+  }
+  uv_buf_t b = uv_buf_init(data, (unsigned)len);
+  return ret_num(env, (double)write_bufs(c, &b, 1));
+}
+
+// writev(id, buffers[]) → as write
+static napi_value js_writev(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c == NULL || (c->flags & F_CLOSING)) return ret_num(env, UV_EPIPE);
+  if (c->flags & F_CONNECTING) return ret_num(env, UV_ENOTCONN);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  uv_buf_t stackbufs[16];
+  uv_buf_t* bufs = n <= 16 ? stackbufs : malloc(n * sizeof *bufs);
+  if (bufs == NULL) return ret_num(env, UV_ENOMEM);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    void* data = NULL;
+    size_t len = 0;
+    napi_get_element(env, argv[1], i, &el);
+    if (napi_get_buffer_info(env, el, &data, &len) != napi_ok) len = 0;
+    bufs[i] = uv_buf_init(data, (unsigned)len);
+  }
+  int64_t r = write_bufs(c, bufs, n);
+  if (bufs != stackbufs) free(bufs);
+  return ret_num(env, (double)r);
+}
+
+static napi_value js_queued(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  return ret_num(env, c == NULL ? 0 : (double)c->queued);
+}
+
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c != NULL) {
+    c->flags |= F_PAUSED;
+    if (c->flags & F_READING) {
+      uv_read_stop((uv_stream_t*)&c->h);
+      c->flags &= ~F_READING;
+    }
+  }
+  return NULL;
+}
+
+static napi_value js_resume(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c != NULL && !(c->flags & F_CONNECTING)) {
+    c->flags &= ~F_PAUSED;
+    int r = start_reading(c);
+    if (r != 0) close_conn(c, r);
+  }
+  return NULL;
+}
+
+// end(id): shut our side down once the queued bytes are written
+static napi_value js_end(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c == NULL || (c->flags & (F_CLOSING | F_SHUT))) return NULL;
+  c->flags |= F_SHUT;
+  if (c->flags & F_CONNECTING) {
+    close_conn(c, 0);
+    return NULL;
+  }
+  uv_shutdown_t* req = malloc(sizeof *req);
+  if (req == NULL || uv_shutdown(req, (uv_stream_t*)&c->h, on_shutdown) != 0) {
+    free(req);
+    close_conn(c, 0);
+  }
+  return NULL;
+}
+
+static napi_value js_destroy(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  if (c != NULL) close_conn(c, 0);
+  return NULL;
+}
+
+static napi_value js_open_count(napi_env env, napi_callback_info info) {
+  (void)info;
+  return ret_num(env, g_open);
+}
+
+static napi_value js_err_name(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t code = 0;
+  napi_get_value_int32(env, argv[0], &code);
+  char msg[200];
+  snprintf(msg, sizeof msg, "%s: %s", uv_err_name(code), uv_strerror(code));
+  napi_value r;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+NAPI_MODULE_INIT() {
+  struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {
+      {"init", js_init},       {"listen", js_listen},   {"closeServer", js_close_server}, {"connect", js_connect},
+      {"write", js_write},     {"writev", js_writev},   {"queued", js_queued},            {"pause", js_pause},
+      {"resume", js_resume},   {"end", js_end},         {"destroy", js_destroy},          {"openCount", js_open_count},
+      {"errName", js_err_name},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+  return exports;
+}
