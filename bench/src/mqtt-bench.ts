@@ -43,6 +43,11 @@ const mqttOptions = {
   'drain-timeout': { type: 'number', min: 0, default: 5, help: 'seconds without progress before waiting for acks/deliveries gives up' },
   'connect-timeout': { type: 'number', min: 0.1, default: 10, help: 'seconds a connection may take to CONNACK' },
   hold: { type: 'number', min: 0, default: 0, help: 'conn: seconds to keep the connections open once all are up' },
+  transport: {
+    type: 'string',
+    choices: ['native', 'node'],
+    help: 'TCP transport of the generator: native (our libuv addon, far less CPU per connection; default for conn) or node (net.Socket; default otherwise). TLS and host names always use node',
+  },
   'no-progress': { type: 'boolean', default: false, help: 'no live progress line' },
 } as const satisfies OptionTable;
 
@@ -111,6 +116,7 @@ export function optionsFrom(mode: MqttMode, v: OptionValues): MqttBenchOptions {
       level,
       keepaliveS: v.keepalive as number,
       connectTimeoutMs: (v['connect-timeout'] as number) * 1000,
+      transport: (v.transport as 'native' | 'node' | undefined) ?? (mode === 'conn' ? 'native' : 'node'),
     },
     clients: (v.clients as number | undefined) ?? (mode === 'conn' ? 1000 : 1),
     subscribers: mode === 'sub' ? ((v.clients as number | undefined) ?? 1) : mode === 'pubsub' ? (v.subscribers as number) : 0,

@@ -14,6 +14,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { UvSocket, uvTcpAvailable } from '@robustmq/common';
 import {
   DISCONNECT,
   encodeConnect,
@@ -43,6 +44,11 @@ export interface Target {
   level: ProtocolLevel;
   keepaliveS: number;
   connectTimeoutMs: number;
+  /**
+   * `native`: plain-TCP connections through our libuv addon (common/native/uvtcp.c), far less
+   * CPU per connection than `net.connect`; TLS, host names and a missing addon use `node`.
+   */
+  transport?: 'native' | 'node';
 }
 
 /** Counters shared by every connection of one run (single-threaded, so plain fields). */
@@ -71,8 +77,25 @@ function file(path: string | undefined): Buffer | undefined {
 }
 
 /** Base: socket, framer, CONNECT/CONNACK, outgoing acknowledgements batched per received chunk. */
+/** What the generator needs of a connection: a net or TLS socket, or a UvSocket of our addon. */
+interface BenchSocket {
+  readonly destroyed: boolean;
+  readonly writableLength: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  write(data: Uint8Array, cb?: (err?: Error | null) => void): boolean;
+  end(data: Uint8Array): unknown;
+  destroy(): unknown;
+  setNoDelay(noDelay?: boolean): unknown;
+}
+
+/** Whether `sock` has a full write buffer. */
+function needsDrain(sock: BenchSocket): boolean {
+  return sock instanceof UvSocket ? sock.writableLength >= 16 * 1024 : (sock as net.Socket).writableNeedDrain;
+}
+
 export class BenchConnection implements PacketHandler {
-  sock: net.Socket | undefined;
+  sock: BenchSocket | undefined;
   readonly clientId: string;
   protected readonly target: Target;
   protected readonly totals: Totals;
@@ -119,20 +142,23 @@ export class BenchConnection implements PacketHandler {
           encodeConnect({ level: t.level, clientId: this.clientId, keepaliveS: t.keepaliveS, username: t.username, password: t.password }),
         );
       };
-      const sock = t.tls
-        ? tls.connect(
-            {
-              host: t.host,
-              port: t.port,
-              ca: file(t.tls.ca),
-              cert: file(t.tls.cert),
-              key: file(t.tls.key),
-              rejectUnauthorized: !t.tls.insecure,
-              servername: net.isIP(t.host) ? undefined : t.host,
-            },
-            hello,
-          )
-        : net.connect({ host: t.host, port: t.port }, hello);
+      const native = t.tls === null && t.transport === 'native' && net.isIP(t.host) !== 0 && uvTcpAvailable();
+      const sock: BenchSocket = native
+        ? UvSocket.connect(t.port, t.host).on('connect', hello)
+        : t.tls
+          ? tls.connect(
+              {
+                host: t.host,
+                port: t.port,
+                ca: file(t.tls.ca),
+                cert: file(t.tls.cert),
+                key: file(t.tls.key),
+                rejectUnauthorized: !t.tls.insecure,
+                servername: net.isIP(t.host) ? undefined : t.host,
+              },
+              hello,
+            )
+          : net.connect({ host: t.host, port: t.port }, hello);
       this.sock = sock;
       sock.setNoDelay(true);
       sock.on('data', (chunk: Buffer) => {
@@ -211,7 +237,7 @@ export class BenchConnection implements PacketHandler {
   }
 
   ping(): void {
-    if (this.isUp && this.sock && !this.sock.writableNeedDrain) this.sock.write(PINGREQ);
+    if (this.isUp && this.sock && !needsDrain(this.sock)) this.sock.write(PINGREQ);
   }
 
   /** DISCONNECT and close; resolves when the socket is closed (or after `timeoutMs`). */

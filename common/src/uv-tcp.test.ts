@@ -107,7 +107,14 @@ test('a 16 MiB write to a peer that does not read queues, reports false and writ
   s.on('drain', () => {
     drained = true;
   });
-  assert.equal(s.write(data), false, 'write reports backpressure');
+  let written = false;
+  assert.equal(
+    s.write(data, () => {
+      written = true;
+    }),
+    false,
+    'write reports backpressure',
+  );
   assert.ok(s.writableLength > 0, 'bytes wait in the queue');
   assert.ok(s.writableLength <= data.length);
   await new Promise((r) => setTimeout(r, 50));
@@ -117,6 +124,7 @@ test('a 16 MiB write to a peer that does not read queues, reports false and writ
   const received = await got;
   assert.equal(createHash('sha256').update(received).digest('hex'), createHash('sha256').update(data).digest('hex'));
   await until(() => drained, 'drain');
+  assert.equal(written, true, 'the write callback ran once the bytes left');
   assert.equal(s.writableLength, 0);
   client.destroy();
   server.close();

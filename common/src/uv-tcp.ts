@@ -137,6 +137,8 @@ export class UvSocket {
   #ended = false;
   /** The error 'close' reports: given to destroy(), or of a failed connect. */
   #pendingError: Error | undefined;
+  /** Callbacks of writes still queued; called when the queue empties. */
+  #writeCallbacks: ((err?: Error) => void)[] | undefined;
   #onData: Listener | Listener[] | undefined;
   #onEnd: Listener | Listener[] | undefined;
   #onClose: Listener | Listener[] | undefined;
@@ -297,7 +299,7 @@ export class UvSocket {
     }
     if (cb !== undefined) {
       if (queued === 0) process.nextTick(cb);
-      else this.once('drain', () => cb());
+      else (this.#writeCallbacks ??= []).push(cb);
     }
     if (queued >= HIGH_WATER_MARK) {
       this.#needDrain = true;
@@ -341,8 +343,13 @@ export class UvSocket {
     if (!this.destroyed && !this.#ended) this.end();
   }
 
-  /** @internal */
+  /** @internal The queue is empty: every queued write is done. */
   _onDrain(): void {
+    const cbs = this.#writeCallbacks;
+    if (cbs !== undefined) {
+      this.#writeCallbacks = undefined;
+      for (const cb of cbs) cb();
+    }
     if (!this.#needDrain) return;
     this.#needDrain = false;
     this._emit1('drain');
@@ -357,6 +364,12 @@ export class UvSocket {
   /** @internal */
   _onClose(err: number): void {
     this.destroyed = true;
+    const cbs = this.#writeCallbacks;
+    if (cbs !== undefined) {
+      this.#writeCallbacks = undefined;
+      const closed = uvError(-32, 'write'); // EPIPE: closed before these bytes were written
+      for (const cb of cbs) cb(closed);
+    }
     const error = this.#pendingError ?? (err !== 0 && err !== -125 /* ECANCELED */ ? uvError(err, 'read') : undefined);
     this.#pendingError = undefined;
     if (error !== undefined) {
