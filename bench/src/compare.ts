@@ -283,6 +283,34 @@ async function kafkaServed(port: number | undefined): Promise<boolean> {
   }
 }
 
+/**
+ * One summary of parallel `mqtt conn` runs: every connection that came up, over the longest
+ * run's duration (runs that started a little later only make the rate lower); null if any failed.
+ */
+export function combineConn(results: (Summary | null)[]): Summary | null {
+  if (results.length === 0 || results.some((r) => r === null)) return null;
+  const rs = results as Summary[];
+  let count = 0;
+  let longest = 0;
+  let errors = 0;
+  for (const r of rs) {
+    const c = r.connections?.count ?? 0;
+    count += c;
+    errors += r.errorCount;
+    if (c > 0 && (r.connections?.rate ?? 0) > 0) longest = Math.max(longest, c / (r.connections?.rate as number));
+  }
+  const first = rs[0] as Summary;
+  return {
+    ...first,
+    errorCount: errors,
+    connections: {
+      ...(first.connections as NonNullable<Summary['connections']>),
+      count,
+      rate: longest > 0 ? Math.round(count / longest) : 0,
+    },
+  };
+}
+
 /** Runs one robust-bench child with --json; kills it (by PID) after `timeoutMs`. */
 function runChild(
   args: string[],
@@ -337,6 +365,20 @@ const compareOptions = {
   rounds: { type: 'number', min: 1, default: 3, help: 'rounds; the table shows the median of each cell' },
   duration: { type: 'number', min: 1, default: 5, help: 'seconds of each throughput run' },
   connections: { type: 'number', min: 100, max: 18000, default: 10000, help: 'idle connections of the connection/memory scenario' },
+  generators: {
+    type: 'number',
+    min: 1,
+    max: 8,
+    default: 2,
+    help: 'generator processes opening the connections of the connection/memory scenario together (the rate is all connections over the longest run)',
+  },
+  'conn-warmup': {
+    type: 'number',
+    min: 0,
+    max: 18000,
+    default: 2000,
+    help: 'connections opened and closed on each fresh broker before the connection/memory scenario (a running broker is warm: JIT, buffers); 0 = measure a cold process',
+  },
   'kafka-records': { type: 'number', min: 1000, default: 1_000_000, help: 'records of the Kafka produce and consume runs' },
   brokers: {
     type: 'string',
@@ -421,6 +463,8 @@ export async function run(argv: string[]): Promise<number> {
   const rounds = v.rounds as number;
   const durationS = v.duration as number;
   const conns = v.connections as number;
+  const connWarmup = v['conn-warmup'] as number;
+  const generators = v.generators as number;
   const kafkaRecords = v['kafka-records'] as number;
   const deadline = performance.now() + (v.timeout as number) * 1000;
   const children = new Set<ChildProcess>();
@@ -497,23 +541,49 @@ export async function run(argv: string[]): Promise<number> {
             let r: Summary | null;
             try {
               await sleep(1000);
+              if (connWarmup > 0) {
+                // The same for every broker: open and close `connWarmup` connections first.
+                const warm = ['mqtt', 'conn', '-p', String(fresh.mqttPort), '-c', String(connWarmup), '--concurrency', '100'];
+                await runChild(warm, timeoutMs, children);
+                await sleep(1000);
+              }
               const before = await settledRss(fresh);
-              const args = [
-                'mqtt',
-                'conn',
-                '-p',
-                String(fresh.mqttPort),
-                '-c',
-                String(conns),
-                '--concurrency',
-                '100',
-                '--keepalive',
-                '300',
-              ];
-              r = await runChild(args, timeoutMs, children, async () => {
-                await sleep(2000); // let the broker finish what the last CONNECTs started
-                mem = (await settledRss(fresh)) - before;
-              });
+              // `generators` processes open the connections together (one generator process
+              // costs more CPU per connection than a fast broker: the kernel's connect path is
+              // charged to it); memory is read once all of them are up.
+              let up = 0;
+              let measured: (() => void) | undefined;
+              const allMeasured = new Promise<void>((resolve) => (measured = resolve));
+              const share = (i: number): number => Math.floor(conns / generators) + (i < conns % generators ? 1 : 0);
+              const results = await Promise.all(
+                Array.from({ length: generators }, (_, i) =>
+                  runChild(
+                    [
+                      'mqtt',
+                      'conn',
+                      '-p',
+                      String(fresh.mqttPort),
+                      '-c',
+                      String(share(i)),
+                      '--concurrency',
+                      String(Math.ceil(100 / generators)),
+                      '--keepalive',
+                      '300',
+                    ],
+                    timeoutMs,
+                    children,
+                    async () => {
+                      if (++up === generators) {
+                        await sleep(2000); // let the broker finish what the last CONNECTs started
+                        mem = (await settledRss(fresh)) - before;
+                        measured?.();
+                      }
+                      await allMeasured;
+                    },
+                  ),
+                ),
+              );
+              r = combineConn(results);
             } finally {
               await stopProcess(fresh.child);
               rmSync(fresh.dir, { recursive: true, force: true });
@@ -564,7 +634,7 @@ export async function run(argv: string[]): Promise<number> {
   const table = renderTable(scenarios, brokers, results);
   const versions = started.map((b) => `${Label[b.name]} ${b.version}`).join(', ');
   const command = `robust-bench compare ${argv.join(' ')}`.trim();
-  const md = `${table}\n\nMedians of ${rounds} round(s), ${durationS} s per throughput run, MQTT 3.1.1, ${conns.toLocaleString('en-US')} connections for setup and memory; ${t0.toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine}; ${versions}.\nCommand: \`${command}\`\n`;
+  const md = `${table}\n\nMedians of ${rounds} round(s), ${durationS} s per throughput run, MQTT 3.1.1, ${conns.toLocaleString('en-US')} connections for setup and memory (from ${generators} generator process${generators === 1 ? '' : 'es'}, after ${connWarmup.toLocaleString('en-US')} opened and closed on each fresh broker); ${t0.toISOString().slice(0, 16).replace('T', ' ')} UTC; ${machine}; ${versions}.\nCommand: \`${command}\`\n`;
   if (v.json)
     process.stdout.write(
       `${JSON.stringify({ date: t0.toISOString(), machine, versions, rounds, results: Object.fromEntries(results), table: md })}\n`,
