@@ -1,4 +1,5 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listen, closeServer, UvTcpServer, uvTcpAvailable, uvTcpLoadError, type UvSocket, type Logger } from '@robustmq/common';
 import type { ListenerMetrics } from './metrics.js';
@@ -77,7 +78,9 @@ export class TcpListener {
       return this.#port;
     }
     try {
-      this.#uvServer = UvTcpServer.listen(this.#opts.host, this.#opts.port, (s) => this.#accept(s));
+      // The addon binds addresses only; a host name is resolved first, as net.Server.listen does.
+      const host = isIP(this.#opts.host) !== 0 ? this.#opts.host : (await lookup(this.#opts.host)).address;
+      this.#uvServer = UvTcpServer.listen(host, this.#opts.port, (s) => this.#accept(s));
     } catch (err) {
       throw new Error(`${this.name} listener cannot bind ${this.#opts.host}:${this.#opts.port}: ${(err as Error).message}`, { cause: err });
     }

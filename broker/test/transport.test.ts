@@ -77,3 +77,9 @@ test('native: a client that sends a CONNECT in many small pieces is served', { s
   assert.equal(raw.data()[0], 0x20);
   assert.ok(broker.mqtt.sessions.get('pieces') !== undefined);
 });
+
+test('native: a host name as bind address is resolved (localhost)', { skip: !native }, async (t) => {
+  const { url } = await startBroker(t, { host: 'localhost', mqtt: { sysIntervalMs: 0 } });
+  const c = await connectClient(t, url.replace('127.0.0.1', 'localhost'));
+  assert.equal(c.connected, true);
+});
