@@ -1,7 +1,7 @@
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listen, closeServer, UvTcpServer, uvTcpAvailable, uvTcpLoadError, type UvSocket, type Logger } from '@robustmq/common';
+import { listen, closeServer, hotCounter, UvTcpServer, uvTcpAvailable, uvTcpLoadError, type UvSocket, type Logger } from '@robustmq/common';
 import type { ListenerMetrics } from './metrics.js';
 
 /** A connection of a TCP listener: a Node socket, or one of our libuv addon (`transport: 'native'`). */
@@ -44,7 +44,7 @@ export class TcpListener {
     this.name = opts.name;
     this.#opts = opts;
     // Label sets bound once, not an object per accepted socket.
-    this.#accepted = opts.metrics.accepted.labels({ listener: opts.name });
+    this.#accepted = hotCounter(opts.metrics.accepted, { listener: opts.name });
     const open = (this.#open = opts.metrics.connections.labels({ listener: opts.name }));
     const sockets = this.#sockets;
     this.#onClose = function (this: TcpSocket): void {

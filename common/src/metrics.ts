@@ -54,3 +54,28 @@ export function hotCounter(counter: Counter<string>, labels: Record<string, stri
   return child;
 }
 const hotCounters = new WeakMap<Counter<string>, { labels: Record<string, string | number>; child: { value: number } }[]>();
+
+/**
+ * Hot children of a labelled counter, one per label combination, made on first use: for
+ * counters bumped per connection (`labelNames` in the counter's order; values in that order).
+ */
+export function hotCounterFamily(counter: Counter<string>, labelNames: readonly string[]): (...values: string[]) => HotCounter {
+  const root = new Map<string, unknown>();
+  return (...values: string[]): HotCounter => {
+    let m = root;
+    for (let i = 0; i < values.length - 1; i++) {
+      const v = values[i] as string;
+      let next = m.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) m.set(v, (next = new Map()));
+      m = next;
+    }
+    const last = values[values.length - 1] ?? '';
+    let child = m.get(last) as HotCounter | undefined;
+    if (child === undefined) {
+      const labels: Record<string, string> = {};
+      labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
+      m.set(last, (child = hotCounter(counter, labels)));
+    }
+    return child;
+  };
+}

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { Logger } from '@robustmq/common';
+import { hotCounterFamily, type HotCounter, type Logger } from '@robustmq/common';
 import { ReasonCode } from '../mqtt/reason-codes.js';
 import { AuthMethod, chainOf, resolveAuthConfig, LIMITS_DEFAULTS, type AuthConfig, type LimitsConfig } from './config.js';
 import { matchRules, type Principal } from './acl.js';
@@ -145,6 +145,8 @@ export class BrokerSecurity {
   readonly limits: Readonly<LimitsConfig>;
   readonly store: SecurityStore;
   readonly metrics: SecurityMetrics;
+  /** `metrics.authAttempts` by listener, method and outcome, counted per CONNECT without hashing labels. */
+  readonly #authAttempts: (listener: string, method: string, outcome: string) => HotCounter;
   readonly meta: SecurityMeta;
   readonly #log: Logger;
   readonly #certFrom: 'cn' | 'san';
@@ -162,6 +164,7 @@ export class BrokerSecurity {
     this.#certFrom = opts.certUsernameFrom ?? 'cn';
     this.meta = opts.meta ?? new MemoryMeta();
     this.metrics = createSecurityMetrics(opts.registry);
+    this.#authAttempts = hotCounterFamily(this.metrics.authAttempts, ['listener', 'method', 'outcome']);
     this.store = new SecurityStore(this.meta, opts.log);
     this.store.start();
     const j = this.auth.jwt;
@@ -311,7 +314,7 @@ export class BrokerSecurity {
     if (pre !== undefined) return pre;
     const ip = normalizeIp(a.info.remoteAddress);
     const chain = chainOf(this.auth, a.info.listener);
-    const count = (method: string, outcome: string): void => this.metrics.authAttempts.inc({ listener: a.info.listener, method, outcome });
+    const count = (method: string, outcome: string): void => this.#authAttempts(a.info.listener, method, outcome).inc();
     const principal = (username: string | undefined, superuser = false, rules: Principal['rules'] = []): Principal => ({
       clientId: a.clientId,
       username,

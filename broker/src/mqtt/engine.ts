@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
-import type { Logger } from '@robustmq/common';
+import { hotCounterFamily, type HotCounter, type Logger } from '@robustmq/common';
 import { resolveMqttConfig, SharedStrategy, type MqttConfig } from './config.js';
 import { createMqttMetrics, DropReason, type MqttMetrics } from './metrics.js';
 import { Connection, type ConnectionSocket } from './connection.js';
@@ -74,6 +74,8 @@ export class MqttEngine {
   readonly config: Readonly<MqttConfig>;
   readonly log: Logger;
   readonly metrics: MqttMetrics;
+  /** `metrics.disconnects` by reason, counted per connection without hashing labels. */
+  readonly #disconnects: (reason: string) => HotCounter;
   readonly security: BrokerSecurity | undefined;
   readonly stats: EngineStats = { received: [0, 0, 0], sent: [0, 0, 0], bytesIn: 0, bytesOut: 0 };
   /** Resolves once the stores are open and state is restored; connections wait for it. */
@@ -109,6 +111,7 @@ export class MqttEngine {
     this.config = resolveMqttConfig(opts.config);
     this.log = opts.log;
     this.metrics = createMqttMetrics(opts.registry);
+    this.#disconnects = hotCounterFamily(this.metrics.disconnects, ['reason']);
     this.security = opts.security;
     this.#version = opts.version ?? '0.1.0';
     this.#onPublish = opts.onPublish;
@@ -657,7 +660,7 @@ export class MqttEngine {
   }
 
   countDisconnect(reason: string): void {
-    this.metrics.disconnects.inc({ reason });
+    this.#disconnects(reason).inc();
   }
 
   /** A configured limit was reached: metric always, a warning once per (limit, client). */
