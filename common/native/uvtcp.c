@@ -33,6 +33,7 @@ enum {
   F_SHUT = 16,    // our side was shut down (end)
   F_DRAIN = 32,   // JavaScript wants onDrain when the queue empties
   F_CONNECTING = 64,
+  F_SHUT_DONE = 128,  // the shutdown completed: queued bytes and our FIN went out
 };
 
 typedef struct conn {
@@ -179,15 +180,17 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     argv[0] = num(c->id);
     // A copy of exactly what was read: the caller may keep slices of it (message payloads).
     if (napi_create_buffer_copy(g_env, (size_t)n, buf->base, &data, &argv[1]) == napi_ok) call_js(g_on_data, 2, argv);
+    else close_conn(c, UV_ENOMEM);  // never drop bytes silently: the stream would be corrupt
   } else if (n == UV_EOF) {
     c->flags |= F_EOF;
     uv_read_stop(s);
     c->flags &= ~F_READING;
     napi_value argv[1] = {num(c->id)};
     call_js(g_on_end, 1, argv);
-    // JavaScript decides what follows (end() or destroy()); a peer that ended and whose
-    // connection we had already shut down is done.
-    if ((c->flags & F_SHUT) && !(c->flags & F_CLOSING)) close_conn(c, 0);
+    // JavaScript decides what follows (end() or destroy()). A connection whose shutdown already
+    // completed is done; one whose shutdown is pending closes when it completes, after the bytes
+    // queued before it (as a net.Socket ends its side after its writes).
+    if ((c->flags & F_SHUT_DONE) && !(c->flags & F_CLOSING)) close_conn(c, 0);
   } else {
     close_conn(c, (int)n);
   }
@@ -335,6 +338,7 @@ static void on_shutdown(uv_shutdown_t* req, int status) {
   conn_t* c = (conn_t*)req->handle;
   free(req);
   if (c->flags & F_CLOSING) return;
+  c->flags |= F_SHUT_DONE;
   if (status < 0) close_conn(c, 0);
   else if (c->flags & F_EOF) close_conn(c, 0);
 }

@@ -155,6 +155,27 @@ test('end(): the peer sees the bytes written before it, then end; our side close
   ns.close();
 });
 
+test('a peer that ends its side still receives everything queued for it before our side ends', { skip }, async () => {
+  const data = randomBytes(8 << 20);
+  const server = UvTcpServer.listen('127.0.0.1', 0, (s) => {
+    s.on('data', function (this: UvSocket) {
+      this.write(data); // more than the socket buffers take at once: most of it is queued
+    });
+    s.on('error', () => undefined);
+  });
+  const n = netConnect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(n, 'connect');
+  n.end('go'); // our FIN follows the request at once
+  const parts: Buffer[] = [];
+  n.on('data', (c: Buffer) => parts.push(c));
+  await once(n, 'end');
+  const got = Buffer.concat(parts);
+  assert.equal(got.length, data.length, 'every queued byte arrived before the FIN');
+  assert.ok(got.equals(data));
+  n.destroy();
+  server.close();
+});
+
 test('the peer resetting the connection closes that socket only; destroy with queued writes frees everything', { skip }, async () => {
   const base = uvTcpOpenCount();
   const { server, accepted } = echoServer();
