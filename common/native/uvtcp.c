@@ -392,7 +392,12 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static int parse_addr(const char* host, int port, struct sockaddr_storage* ss) {
+// The address of (host, port) JavaScript arguments: an IPv4 or IPv6 literal (no name lookup).
+static int parse_addr(napi_env env, napi_value host_v, napi_value port_v, struct sockaddr_storage* ss) {
+  char host[256];
+  size_t hl;
+  if (napi_get_value_string_utf8(env, host_v, host, sizeof host, &hl) != napi_ok) return UV_EINVAL;
+  int port = (int)arg_u32(env, port_v);
   if (strchr(host, ':') != NULL) return uv_ip6_addr(host, port, (struct sockaddr_in6*)ss);
   return uv_ip4_addr(host, port, (struct sockaddr_in*)ss);
 }
@@ -400,10 +405,6 @@ static int parse_addr(const char* host, int port, struct sockaddr_storage* ss) {
 // listen(host, port, backlog) → [serverId, boundPort]
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   ARGS(3);
-  char host[256];
-  size_t hl;
-  napi_get_value_string_utf8(env, argv[0], host, sizeof host, &hl);
-  int port = (int)arg_u32(env, argv[1]);
   int backlog = (int)arg_u32(env, argv[2]);
   int sid = -1;
   for (int i = 0; i < MAX_SERVERS; i++)
@@ -413,7 +414,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     }
   if (sid < 0) return throw_uv(env, "listen", UV_EMFILE);
   struct sockaddr_storage ss;
-  int r = parse_addr(host, port, &ss);
+  int r = parse_addr(env, argv[0], argv[1], &ss);
   if (r != 0) return throw_uv(env, "listen: bad address", r);
   server_t* s = calloc(1, sizeof *s);
   if (s == NULL) return throw_uv(env, "listen", UV_ENOMEM);
@@ -452,12 +453,8 @@ static napi_value js_close_server(napi_env env, napi_callback_info info) {
 // connect(host, port) → id; onConnect(id, status) follows
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   ARGS(2);
-  char host[256];
-  size_t hl;
-  napi_get_value_string_utf8(env, argv[0], host, sizeof host, &hl);
-  int port = (int)arg_u32(env, argv[1]);
   struct sockaddr_storage ss;
-  int r = parse_addr(host, port, &ss);
+  int r = parse_addr(env, argv[0], argv[1], &ss);
   if (r != 0) return throw_uv(env, "connect: bad address", r);
   conn_t* c = slot_alloc();
   if (c == NULL) return throw_uv(env, "connect", UV_ENOMEM);

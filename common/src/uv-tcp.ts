@@ -167,26 +167,7 @@ export class UvSocket {
   }
 
   on(event: EventName, fn: Listener): this {
-    switch (event) {
-      case 'data':
-        this.#onData = add(this.#onData, fn);
-        break;
-      case 'end':
-        this.#onEnd = add(this.#onEnd, fn);
-        break;
-      case 'close':
-        this.#onClose = add(this.#onClose, fn);
-        break;
-      case 'error':
-        this.#onError = add(this.#onError, fn);
-        break;
-      case 'drain':
-        this.#onDrain = add(this.#onDrain, fn);
-        break;
-      case 'connect':
-        this.#onConnect = add(this.#onConnect, fn);
-        break;
-    }
+    this.#set(event, add(this.#slot(event), fn));
     return this;
   }
 
@@ -203,26 +184,7 @@ export class UvSocket {
   }
 
   off(event: EventName, fn: Listener): this {
-    switch (event) {
-      case 'data':
-        this.#onData = remove(this.#onData, fn);
-        break;
-      case 'end':
-        this.#onEnd = remove(this.#onEnd, fn);
-        break;
-      case 'close':
-        this.#onClose = remove(this.#onClose, fn);
-        break;
-      case 'error':
-        this.#onError = remove(this.#onError, fn);
-        break;
-      case 'drain':
-        this.#onDrain = remove(this.#onDrain, fn);
-        break;
-      case 'connect':
-        this.#onConnect = remove(this.#onConnect, fn);
-        break;
-    }
+    this.#set(event, remove(this.#slot(event), fn));
     return this;
   }
 
@@ -250,6 +212,15 @@ export class UvSocket {
       case 'connect':
         return this.#onConnect;
     }
+  }
+
+  #set(event: EventName, l: Listener | Listener[] | undefined): void {
+    if (event === 'data') this.#onData = l;
+    else if (event === 'end') this.#onEnd = l;
+    else if (event === 'close') this.#onClose = l;
+    else if (event === 'error') this.#onError = l;
+    else if (event === 'drain') this.#onDrain = l;
+    else this.#onConnect = l;
   }
 
   /** @internal Calls the listeners of `event` with `this` bound to the socket, like an EventEmitter. */
