@@ -34,6 +34,9 @@ interface UvTcpAddon {
 }
 
 const SLOT_MASK = (1 << 20) - 1;
+/** libuv error codes the wrapper produces itself. */
+const UV_EPIPE = -32;
+const UV_ECANCELED = -125;
 /** Like a net.Socket's default highWaterMark: write() answers false once this much waits. */
 const HIGH_WATER_MARK = 16 * 1024;
 
@@ -242,11 +245,7 @@ export class UvSocket {
 
   /** Sends `data` after what is queued; false once `highWaterMark` bytes wait ('drain' follows). */
   write(data: Uint8Array | string, cb?: (err?: Error) => void): boolean {
-    if (this.destroyed || this.#ended) {
-      const err = uvError(-32, 'write'); // EPIPE
-      if (cb !== undefined) process.nextTick(cb, err);
-      return false;
-    }
+    if (this.destroyed || this.#ended) return this.#refuseWrite(cb);
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     const queued = need().write(this.id, buf);
     return this.#afterWrite(queued, cb);
@@ -254,11 +253,14 @@ export class UvSocket {
 
   /** Sends several buffers as one write. */
   writev(chunks: Uint8Array[], cb?: (err?: Error) => void): boolean {
-    if (this.destroyed || this.#ended) {
-      if (cb !== undefined) process.nextTick(cb, uvError(-32, 'write'));
-      return false;
-    }
+    if (this.destroyed || this.#ended) return this.#refuseWrite(cb);
     return this.#afterWrite(need().writev(this.id, chunks), cb);
+  }
+
+  /** A write after end() or destroy(): EPIPE, like a net.Socket. */
+  #refuseWrite(cb: ((err?: Error) => void) | undefined): false {
+    if (cb !== undefined) process.nextTick(cb, uvError(UV_EPIPE, 'write'));
+    return false;
   }
 
   #afterWrite(queued: number, cb: ((err?: Error) => void) | undefined): boolean {
@@ -338,10 +340,10 @@ export class UvSocket {
     const cbs = this.#writeCallbacks;
     if (cbs !== undefined) {
       this.#writeCallbacks = undefined;
-      const closed = uvError(-32, 'write'); // EPIPE: closed before these bytes were written
+      const closed = uvError(UV_EPIPE, 'write'); // closed before these bytes were written
       for (const cb of cbs) cb(closed);
     }
-    const error = this.#pendingError ?? (err !== 0 && err !== -125 /* ECANCELED */ ? uvError(err, 'read') : undefined);
+    const error = this.#pendingError ?? (err !== 0 && err !== UV_ECANCELED ? uvError(err, 'read') : undefined);
     this.#pendingError = undefined;
     if (error !== undefined) {
       // Like an EventEmitter: an 'error' nobody listens to is thrown (as an uncaught exception).

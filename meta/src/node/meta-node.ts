@@ -147,19 +147,14 @@ export class MetaNode implements MetaClient {
     for (const [id, addr] of this.#opts.initialMembers ?? []) this.#setMember(id, addr);
     this.#transport.onReceive((from, envelopes) => {
       // Step the whole batch, then let each group act on it once (see RaftGroup.step).
-      let touched: RaftGroup | RaftGroup[] | undefined;
+      const touched = new Set<RaftGroup>();
       for (const { group, message } of envelopes) {
         const g = this.#groups[group];
         if (g === undefined) continue;
         g.step(message, false);
-        if (touched === undefined) touched = g;
-        else if (touched !== g) {
-          if (!Array.isArray(touched)) touched = [touched];
-          if (!touched.includes(g)) touched.push(g);
-        }
+        touched.add(g);
       }
-      if (Array.isArray(touched)) for (const g of touched) g.kick();
-      else touched?.kick();
+      for (const g of touched) g.kick();
       void from;
     });
     this.#transport.onUnreachable((peer) => {
