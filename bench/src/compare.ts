@@ -53,6 +53,21 @@ const inspects = (nodeArgs: readonly string[]): boolean => nodeArgs.some((a) => 
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * CPU time (user + system, kernel work done on its behalf included) `pid` has used, in
+ * microseconds, from /proc/<pid>/stat: fields 14 and 15 in clock ticks.
+ */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // the command name (field 2) is parenthesised and may hold spaces: count fields after it
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLOCK_TICKS;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on every Linux build seen here). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 /** Resident memory of `pid` in bytes, from /proc/<pid>/status VmRSS. */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -387,7 +402,7 @@ const compareOptions = {
   },
   scenarios: {
     type: 'string',
-    help: 'comma-separated scenario ids (default all): fanin-q0, fanin-q1, fanout-q0, conn, mem, kafka-produce, kafka-consume',
+    help: 'comma-separated scenario ids (default all): fanin-q0, fanin-q1, fanout-q0, conn (with the broker CPU per connection), mem, kafka-produce, kafka-consume',
   },
   timeout: { type: 'number', min: 10, default: 1800, help: 'give up (and stop everything) after this many seconds' },
   out: { type: 'string', help: 'also write the Markdown table to this file' },
@@ -401,6 +416,9 @@ export const Scenarios: Scenario[] = [
   { id: 'fanout-q0', title: 'QoS 0 fan-out 1 → 16, 64 B', unit: 'deliveries/s', higherIsBetter: true, brokers: MqttBrokers },
   { id: 'conn', title: 'connection setup', unit: 'conn/s', higherIsBetter: true, brokers: BrokerNames },
   { id: 'mem', title: 'memory per 10,000 idle connections', unit: 'MB', higherIsBetter: false, brokers: BrokerNames },
+  // measured with conn: what one connection setup costs the broker process (the generators'
+  // share of the kernel's work is not in it), i.e. how many setups one broker core can take
+  { id: 'conn-cpu', title: 'broker CPU per connection setup', unit: 'µs', higherIsBetter: false, brokers: BrokerNames },
   {
     id: 'kafka-produce',
     title: 'Kafka produce, 4 partitions, acks 1, 100 × 64 B batches',
@@ -459,6 +477,8 @@ export async function run(argv: string[]): Promise<number> {
   for (const b of brokers) if (!BrokerNames.includes(b)) return usageError('compare', new ConfigError([`--brokers: unknown broker ${b}`]));
   if (!brokers.includes('robustmq')) brokers.unshift('robustmq');
   const wanted = v.scenarios ? new Set((v.scenarios as string).split(',').map((s) => s.trim())) : undefined;
+  // the broker's CPU per connection is read during the conn scenario: shown whenever conn runs
+  if (wanted?.has('conn')) wanted.add('conn-cpu');
   let scenarios = Scenarios.filter((s) => !wanted || wanted.has(s.id));
   const rounds = v.rounds as number;
   const durationS = v.duration as number;
@@ -515,7 +535,7 @@ export async function run(argv: string[]): Promise<number> {
       const order = brokers.map((_, i) => brokers[(i + round) % brokers.length]!);
       log(`round ${round + 1}/${rounds}: ${order.map((b) => Label[b]).join(', ')}`);
       for (const s of scenarios) {
-        if (s.id === 'mem') continue; // measured with conn
+        if (s.id === 'mem' || s.id === 'conn-cpu') continue; // measured with conn
         for (const name of order) {
           if (!s.brokers.includes(name)) continue;
           if (interrupted || performance.now() > deadline) throw new Error(interrupted ? 'interrupted' : 'time limit (--timeout) reached');
@@ -538,6 +558,7 @@ export async function run(argv: string[]): Promise<number> {
             const fresh = await startBroker(name, INSPECT);
             started.push(fresh);
             let mem = Number.NaN;
+            let cpuUsed = Number.NaN;
             let r: Summary | null;
             try {
               await sleep(1000);
@@ -548,6 +569,7 @@ export async function run(argv: string[]): Promise<number> {
                 await sleep(1000);
               }
               const before = await settledRss(fresh);
+              const cpuBefore = cpuMicros(fresh.pid);
               // `generators` processes open the connections together (one generator process
               // costs more CPU per connection than a fast broker: the kernel's connect path is
               // charged to it); memory is read once all of them are up.
@@ -575,6 +597,7 @@ export async function run(argv: string[]): Promise<number> {
                     async () => {
                       if (++up === generators) {
                         await sleep(2000); // let the broker finish what the last CONNECTs started
+                        cpuUsed = cpuMicros(fresh.pid) - cpuBefore; // before the memory reading's forced GC
                         mem = (await settledRss(fresh)) - before;
                         measured?.();
                       }
@@ -592,8 +615,9 @@ export async function run(argv: string[]): Promise<number> {
             const up = r?.connections?.count ?? 0;
             record('conn', name, r && { value: r.connections?.rate ?? Number.NaN, lost: 0, errors: r.errorCount });
             if (up > 0) record('mem', name, { value: ((mem / up) * 10_000) / 1e6, lost: 0, errors: r?.errorCount ?? 0 });
+            if (up > 0) record('conn-cpu', name, { value: cpuUsed / up, lost: 0, errors: r?.errorCount ?? 0 });
             log(
-              `  conn          ${Label[name].padEnd(9)} ${r ? `${fmtNum(r.connections?.rate ?? 0)} conn/s, ${up} up, RSS +${fmtNum(mem / 1e6)} MB, errors ${r.errorCount}` : 'failed'}`,
+              `  conn          ${Label[name].padEnd(9)} ${r ? `${fmtNum(r.connections?.rate ?? 0)} conn/s, ${up} up, RSS +${fmtNum(mem / 1e6)} MB, broker CPU ${fmtNum(cpuUsed / Math.max(up, 1))} µs per connection, errors ${r.errorCount}` : 'failed'}`,
             );
           } else if (s.id === 'kafka-produce') {
             const args = ['-p', String(b.kafkaPort), '-t', `bench-${round}`, '--partitions', '4', '-c', '2'];
