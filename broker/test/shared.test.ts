@@ -53,6 +53,70 @@ test('shared subscriptions', async (t) => {
     assert.deepEqual(got.map((m) => String(m.payload)).sort(), Array.from({ length: 10 }, (_, i) => String(i)).sort());
   });
 
+  await t.test("leaving one group keeps the session's messages of its other groups", async (t) => {
+    // A clean session with Receive Maximum 1 in two groups, the only member of g-keep: its
+    // queued g-keep messages must stay with it when it leaves g-leave [MQTT-3.10.4-3].
+    const a = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5, properties: { receiveMaximum: 1 } });
+    await a.subscribe('$share/g-leave/lv/1', 1, 1);
+    await a.subscribe('$share/g-keep/lv/2', 1, 2);
+    const pub = await connectClient(t, url);
+    for (const m of ['m1', 'm2', 'm3']) await pub.publishAsync('lv/2', m, { qos: 1 });
+    await a.waitFor('publish', 1);
+    a.send({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['$share/g-leave/lv/1'] });
+    await a.waitFor('unsuback');
+    for (let n = 1; n <= 3; n++) {
+      const p = await a.waitFor<IPublishPacket>('publish', n);
+      a.send({ cmd: 'puback', messageId: p.messageId! });
+    }
+    assert.deepEqual(
+      a.of<IPublishPacket>('publish').map((p) => String(p.payload)),
+      ['m1', 'm2', 'm3'],
+    );
+  });
+
+  await t.test("leaving one group does not hand the other groups' messages to other members", async (t) => {
+    const a = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5, properties: { receiveMaximum: 1 } });
+    await a.subscribe('$share/h1/hx/1', 1, 1);
+    await a.subscribe('$share/h2/hx/2', 1, 2);
+    const b = await connectClient(t, url, { protocolVersion: 5 });
+    const gb = collect(b);
+    await b.subscribeAsync('$share/h2/hx/2', { qos: 1 });
+    const pub = await connectClient(t, url);
+    // round robin over a and b: some land on a, which acknowledges nothing yet
+    for (let i = 0; i < 6; i++) await pub.publishAsync('hx/2', String(i), { qos: 1 });
+    await waitFor(() => a.of('publish').length >= 1 && gb.length + a.of('publish').length >= 4);
+    const aFirst = String(a.of<IPublishPacket>('publish')[0]!.payload);
+    a.send({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['$share/h1/hx/1'] });
+    await a.waitFor('unsuback');
+    await sleep(200);
+    // the message a is sending stays a's alone
+    assert.equal(
+      gb.some((m) => String(m.payload) === aFirst),
+      false,
+    );
+  });
+
+  await t.test("a redispatched message carries the new member's subscription identifier", async (t) => {
+    const lazy = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5 });
+    lazy.send({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: '$share/g3/sid/#', qos: 1 }],
+      properties: { subscriptionIdentifier: 1 },
+    });
+    await lazy.waitFor('suback');
+    const good = await connectClient(t, url, { protocolVersion: 5 });
+    const got = collect(good);
+    await good.subscribeAsync('$share/g3/sid/#', { qos: 1, properties: { subscriptionIdentifier: 2 } });
+    const pub = await connectClient(t, url);
+    for (let i = 0; i < 6; i++) await pub.publishAsync('sid/x', String(i), { qos: 1 });
+    await waitFor(() => lazy.of('publish').length + got.length === 6);
+    assert.ok(lazy.of('publish').length > 0);
+    lazy.end();
+    await waitFor(() => got.length === 6, 2000, 'redispatch');
+    for (const m of got) assert.deepEqual(m.packet.properties?.subscriptionIdentifier, 2, `message ${String(m.payload)}`);
+  });
+
   await t.test('No Local on a shared subscription is a protocol error', async (t) => {
     const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5 });
     c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/x', qos: 0, nl: true, rap: false, rh: 0 }] });

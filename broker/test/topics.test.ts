@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { checkTopicFilter, checkTopicName, parseFilter, topicMatches } from '../src/mqtt/topic.js';
 import { MQTT_DEFAULTS } from '../src/mqtt/config.js';
 import { SubscriptionTrie } from '../src/mqtt/subscription-trie.js';
-import { collect, connectClient, sleep, startBroker, waitFor } from './helpers.js';
+import { collect, connectClient, randomId, RawClient, sleep, startBroker, waitFor } from './helpers.js';
 
 test('topic filter validation and matching', () => {
   for (const f of ['a', 'a/b', '+', '#', 'a/+/c', 'a/#', '+/+', '/', '$SYS/#'])
@@ -93,4 +93,25 @@ test('wildcards, $ topics and $SYS over the wire', async (t) => {
   // Invalid filter → SUBACK failure 0x80
   const granted = await s.subscribeAsync('bad/#/x').catch(() => [{ qos: 128 }]);
   assert.equal(granted[0]?.qos, 128);
+});
+
+test('$SYS: statistics do not count as dropped messages; a client QoS 2 PUBLISH there completes', async (t) => {
+  const { url, port } = await startBroker(t, { mqtt: { sysIntervalMs: 100 } });
+  const sys = await connectClient(t, url);
+  const sysGot = collect(sys);
+  await sys.subscribeAsync('$SYS/broker/messages/dropped');
+  await waitFor(() => sysGot.length >= 1);
+  await sleep(500); // five more intervals of ~16 retained statistics each, nobody subscribed to most
+  await waitFor(() => sysGot.length >= 3);
+  assert.equal(String(sysGot.at(-1)!.payload), '0');
+
+  // $SYS is written by the server only: a client's QoS 2 PUBLISH there is accepted and dropped,
+  // and its PUBREL gets PUBCOMP 0x00 (the id was recorded with the PUBREC)
+  const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5 });
+  c.send({ cmd: 'publish', topic: '$SYS/x', payload: Buffer.from('no'), qos: 2, messageId: 7, retain: false, dup: false });
+  const rec = await c.waitFor<{ cmd: 'pubrec'; reasonCode?: number }>('pubrec');
+  assert.equal(rec.reasonCode ?? 0, 0);
+  c.send({ cmd: 'pubrel', messageId: 7 });
+  const comp = await c.waitFor<{ cmd: 'pubcomp'; reasonCode?: number }>('pubcomp');
+  assert.equal(comp.reasonCode ?? 0, 0);
 });

@@ -38,6 +38,19 @@ test('will messages', async (t) => {
     );
   });
 
+  await t.test('kept by a 5.0 DISCONNECT with an error reason code (0x80, 0x83)', async (t) => {
+    for (const rc of [0x80, 0x83]) {
+      const topic = `will/error-${rc}`;
+      const c = await RawClient.connect(t, port, {
+        clientId: randomId(),
+        protocolVersion: 5,
+        will: { topic, payload: Buffer.from('e'), qos: 0, retain: false },
+      });
+      c.send({ cmd: 'disconnect', reasonCode: rc });
+      await waitFor(() => got.some((m) => m.topic === topic), 3000, `will after DISCONNECT 0x${rc.toString(16)}`);
+    }
+  });
+
   await t.test('will delay: sent after the delay, with will properties', async (t) => {
     const c = await RawClient.connect(t, port, {
       clientId: randomId(),

@@ -451,7 +451,7 @@ export class MqttEngine {
     s.subscriptions.delete(filter);
     this.trie.remove(sub);
     this.metrics.subscriptions.set(this.trie.size);
-    if (sub.group !== undefined) this.#redispatch(s, s.takeShared());
+    if (sub.group !== undefined) this.#redispatch(s, s.takeShared({ name: sub.group, topicFilter: sub.topicFilter }));
     return true;
   }
 
@@ -575,7 +575,8 @@ export class MqttEngine {
       });
       if (w !== undefined) (waits ??= []).push(w);
     }
-    if (matched === 0) this.countDrop(DropReason.NoSubscribers);
+    // A retained message nobody receives now is kept, not dropped ($SYS statistics included).
+    if (matched === 0 && !m.retain) this.countDrop(DropReason.NoSubscribers);
     void from;
     return { matched, durable: waits === undefined ? undefined : waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined) };
   }
@@ -638,7 +639,9 @@ export class MqttEngine {
       const g = d.group as SharedGroup<Session>;
       const member = this.#pickMember(g, d.message, from);
       if (member === undefined || member.session === from) {
-        if (from.isPersistent && !from.ended) {
+        // No other member: a session that goes on (persistent, or still connected after an
+        // UNSUBSCRIBE) keeps the message; a clean session that ended loses it.
+        if ((from.isPersistent || from.conn !== undefined) && !from.ended) {
           d.inboxId = 0;
           d.packetId = 0;
           handedOver(from.deliver(d));
@@ -648,8 +651,18 @@ export class MqttEngine {
         }
         continue;
       }
+      // Delivered as the new member's subscription delivers it: its QoS, its Subscription
+      // Identifier, its Retain As Published.
       handedOver(
-        member.session.deliver({ ...d, qos: Math.min(d.message.qos, member.qos) as 0 | 1 | 2, inboxId: 0, packetId: 0, released: false }),
+        member.session.deliver({
+          ...d,
+          qos: Math.min(d.message.qos, member.qos) as 0 | 1 | 2,
+          retain: member.retainAsPublished && d.message.retain,
+          subscriptionIds: member.subscriptionId === undefined ? undefined : [member.subscriptionId],
+          inboxId: 0,
+          packetId: 0,
+          released: false,
+        }),
       );
     }
   }

@@ -303,20 +303,28 @@ export class Session {
    * completed (in flight before PUBREC, or queued), so they can go to another member. Their
    * stored entries stay in this session's inbox until the caller has the messages stored
    * elsewhere and calls `forgetStored` (a crash in between redelivers rather than loses).
+   *
+   * With `only` (the session unsubscribed from that one group) just that group's queued
+   * messages are taken: what was already sent stays to be completed [MQTT-3.10.4-3], and the
+   * session's other groups keep theirs.
    */
-  takeShared(): Delivery[] {
+  takeShared(only?: { name: string; topicFilter: string }): Delivery[] {
     const out: Delivery[] = [];
     if (this.#inflight === undefined && this.queuedCount === 0) return out;
-    for (const [id, d] of this.inflight) {
-      if (d.group !== undefined && !d.released) {
-        this.inflight.delete(id);
-        this.engine.inflightDelta(-1);
-        out.push(d);
+    if (only === undefined) {
+      for (const [id, d] of this.inflight) {
+        if (d.group !== undefined && !d.released) {
+          this.inflight.delete(id);
+          this.engine.inflightDelta(-1);
+          out.push(d);
+        }
       }
     }
+    const taken = (d: Delivery): boolean =>
+      d.group !== undefined && (only === undefined || (d.group.name === only.name && d.group.topicFilter === only.topicFilter));
     const before = this.queue.length;
     this.queue.filter((d) => {
-      if (d.group === undefined) return true;
+      if (!taken(d)) return true;
       out.push(d);
       return false;
     });

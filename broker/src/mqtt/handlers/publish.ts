@@ -86,8 +86,9 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     if (props.messageExpiryInterval !== undefined) m.expiresAt = now + props.messageExpiryInterval * 1000;
   }
   if (topic.startsWith('$SYS')) {
-    // $SYS/ is written by the server only; client messages there are acknowledged and dropped.
-    ack(conn, p, ReasonCode.Success);
+    // $SYS/ is written by the server only; client messages there are acknowledged and dropped
+    // (a QoS 2 id is recorded, so the client's PUBREL completes with PUBCOMP 0x00).
+    ack(conn, p, ReasonCode.Success, p.qos === 2 ? session.receivedQos2(p.packetId) : undefined);
     return;
   }
   if (sec !== undefined && !sec.authorize(conn.sec, 'publish', topic)) {
