@@ -444,6 +444,161 @@ export function encodeAck(type: number, packetId: number, reasonCode = 0, protoc
   return Buffer.from([(type << 4) | flags, 2, packetId >> 8, packetId & 0xff]);
 }
 
+/** A decoded PUBACK, PUBREC, PUBREL or PUBCOMP (reason code 0 when absent). */
+export interface AckPacket {
+  packetId: number;
+  reasonCode: number;
+}
+
+/** Reason codes a client may send in PUBACK/PUBREC (5.0 §3.4.2.1, §3.5.2.1). */
+const PUBACK_PUBREC_CODES = new Set([0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]);
+/** Reason codes a client may send in PUBREL/PUBCOMP (5.0 §3.6.2.1, §3.7.2.1). */
+const PUBREL_PUBCOMP_CODES = new Set([0x00, 0x92]);
+const ACK_NAMES: Record<number, string> = { 4: 'PUBACK', 5: 'PUBREC', 6: 'PUBREL', 7: 'PUBCOMP' };
+
+/**
+ * PUBACK / PUBREC / PUBREL / PUBCOMP => fixed header packet-id [reason-code [properties] (5.0)]
+ *   properties => property-length (varint) { 0x1F reason-string | 0x26 user-property }
+ *
+ * Hand-written because mqtt-packet checks no lengths: a 3.1.1 PUBREL `62 01 05` came out as
+ * packet id -1 and was answered for id 65535. 3.x: remaining length exactly 2; 5.0: 2, 3 (reason
+ * code) or more (reason code and properties filling the rest) (§3.4.2.1).
+ */
+export function decodeAck(f: Frame, protocolVersion: number): AckPacket {
+  const name = ACK_NAMES[f.type] ?? 'ack';
+  // Reserved flags: 0b0010 for PUBREL, 0 for the others [MQTT-2.2.2-1] [MQTT-3.6.1-1]
+  if (f.flags !== (f.type === PacketType.Pubrel ? 0x02 : 0)) malformed(`${name} with header flags ${f.flags}`);
+  const b = f.bytes;
+  const end = b.length;
+  let pos = f.bodyOffset;
+  const length = end - pos;
+  if (protocolVersion === 5 ? length < 2 : length !== 2) malformed(`${name} with remaining length ${length}`);
+  const packetId = b.readUInt16BE(pos);
+  pos += 2;
+  // A packet identifier is non-zero [MQTT-2.2.1-3]
+  if (packetId === 0) malformed(`${name} with packet identifier 0`);
+  if (pos === end) return { packetId, reasonCode: 0 };
+  const reasonCode = b[pos++] as number;
+  const valid = f.type === PacketType.Puback || f.type === PacketType.Pubrec ? PUBACK_PUBREC_CODES : PUBREL_PUBCOMP_CODES;
+  if (!valid.has(reasonCode)) malformed(`${name} with reason code 0x${reasonCode.toString(16)}`);
+  if (pos === end) return { packetId, reasonCode };
+  const [plen, p0] = readVarInt(b, pos, end);
+  pos = p0;
+  if (pos + plen !== end) malformed(`${name} properties do not fill the packet`);
+  let reasonString = false;
+  while (pos < end) {
+    const [id, p1] = readVarInt(b, pos, end);
+    pos = p1;
+    if (id === 0x1f) {
+      if (reasonString) dupProp('reason string');
+      reasonString = true;
+      pos = readString(b, pos, end)[1];
+    } else if (id === 0x26) {
+      pos = readString(b, readString(b, pos, end)[1], end)[1];
+    } else {
+      malformed(`property 0x${id.toString(16)} not allowed in ${name}`);
+    }
+  }
+  return { packetId, reasonCode };
+}
+
+/** How each property's value is encoded (5.0 §2.2.2.2); an identifier not here is unknown. */
+const PROPERTY_TYPES: Readonly<Record<number, 'byte' | 'int16' | 'int32' | 'varint' | 'string' | 'binary' | 'pair'>> = {
+  0x01: 'byte',
+  0x02: 'int32',
+  0x03: 'string',
+  0x08: 'string',
+  0x09: 'binary',
+  0x0b: 'varint',
+  0x11: 'int32',
+  0x12: 'string',
+  0x13: 'int16',
+  0x15: 'string',
+  0x16: 'binary',
+  0x17: 'byte',
+  0x18: 'int32',
+  0x19: 'byte',
+  0x1a: 'string',
+  0x1c: 'string',
+  0x1f: 'string',
+  0x21: 'int16',
+  0x22: 'int16',
+  0x23: 'int16',
+  0x24: 'byte',
+  0x25: 'byte',
+  0x26: 'pair',
+  0x27: 'int32',
+  0x28: 'byte',
+  0x29: 'byte',
+  0x2a: 'byte',
+};
+
+/**
+ * Checks the UTF-8 strings of the property block at `pos` (property-length, then properties):
+ * ill-formed UTF-8 or U+0000 is a malformed packet [MQTT-1.5.4-1] [MQTT-1.5.4-2]. Done on the raw
+ * bytes because mqtt-packet, which decodes the block, turns bad bytes into U+FFFD, and those
+ * cannot be told from a genuine U+FFFD afterwards. Returns the position after the block.
+ */
+export function checkPropertyStrings(b: Buffer, pos: number, end: number): number {
+  const [plen, p0] = readVarInt(b, pos, end);
+  pos = p0;
+  const pend = pos + plen;
+  if (pend > end) malformed('properties longer than the packet');
+  while (pos < pend) {
+    const [id, p1] = readVarInt(b, pos, pend);
+    pos = p1;
+    switch (PROPERTY_TYPES[id]) {
+      case 'byte':
+        pos += 1;
+        break;
+      case 'int16':
+        pos += 2;
+        break;
+      case 'int32':
+        pos += 4;
+        break;
+      case 'varint':
+        pos = readVarInt(b, pos, pend)[1];
+        break;
+      case 'string':
+        pos = readString(b, pos, pend)[1];
+        break;
+      case 'pair':
+        pos = readString(b, readString(b, pos, pend)[1], pend)[1];
+        break;
+      case 'binary':
+        if (pos + 2 > pend) malformed('truncated property');
+        pos += 2 + b.readUInt16BE(pos);
+        break;
+      default:
+        malformed(`unknown property 0x${id.toString(16)}`);
+    }
+    if (pos > pend) malformed('truncated property');
+  }
+  return pend;
+}
+
+/**
+ * The property strings of a 5.0 CONNECT (CONNECT properties and will properties), checked on the
+ * raw bytes as `checkPropertyStrings` explains.
+ *
+ * CONNECT => protocol_name protocol_level connect_flags keep_alive properties client_id
+ *   [will_properties will_topic will_payload] [user_name] [password]
+ */
+export function checkConnectPropertyStrings(f: Frame): void {
+  const b = f.bytes;
+  const end = b.length;
+  let pos = f.bodyOffset;
+  if (pos + 2 > end) malformed('truncated CONNECT');
+  pos += 2 + b.readUInt16BE(pos);
+  if (pos + 4 > end) malformed('truncated CONNECT');
+  const flags = b[pos + 1] as number;
+  pos = checkPropertyStrings(b, pos + 4, end);
+  if (pos + 2 > end) malformed('truncated CONNECT');
+  pos += 2 + b.readUInt16BE(pos);
+  if ((flags & 0x04) !== 0) checkPropertyStrings(b, pos, end);
+}
+
 export const PINGRESP = Buffer.from([0xd0, 0x00]);
 
 /**

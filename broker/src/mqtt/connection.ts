@@ -5,6 +5,8 @@ import {
   Framer,
   PacketDecoder,
   PacketType,
+  checkPropertyStrings,
+  decodeAck,
   decodePublish,
   encodeAck,
   encodePacket,
@@ -332,21 +334,24 @@ export class Connection {
         handlePublish(this, decodePublish(f, this.protocolVersion));
         return;
       case PacketType.Puback:
-        handlePuback(this, this.#decoder.decode(f));
+        handlePuback(this, decodeAck(f, this.protocolVersion));
         return;
       case PacketType.Pubrec:
-        handlePubrec(this, this.#decoder.decode(f));
+        handlePubrec(this, decodeAck(f, this.protocolVersion));
         return;
       case PacketType.Pubrel:
-        handlePubrel(this, this.#decoder.decode(f));
+        handlePubrel(this, decodeAck(f, this.protocolVersion));
         return;
       case PacketType.Pubcomp:
-        handlePubcomp(this, this.#decoder.decode(f));
+        handlePubcomp(this, decodeAck(f, this.protocolVersion));
         return;
       case PacketType.Subscribe:
+        // 5.0: packet-id properties …; their strings are checked on the raw bytes [MQTT-1.5.4-1]
+        if (this.isV5) checkPropertyStrings(f.bytes, f.bodyOffset + 2, f.bytes.length);
         handleSubscribe(this, this.#decoder.decode(f));
         return;
       case PacketType.Unsubscribe:
+        if (this.isV5) checkPropertyStrings(f.bytes, f.bodyOffset + 2, f.bytes.length);
         handleUnsubscribe(this, this.#decoder.decode(f));
         return;
       case PacketType.Pingreq:
@@ -355,8 +360,15 @@ export class Connection {
         this.respond(Buffer.from([0xd0, 0]));
         return;
       case PacketType.Disconnect:
-        // 3.x DISCONNECT has no body to decode; bad flags still go to the decoder's check [MQTT-2.2.2-2]
-        handleDisconnect(this, !this.isV5 && f.flags === 0 ? DISCONNECT_V3 : this.#decoder.decode(f));
+        if (this.isV5) {
+          handleDisconnect(this, this.#decoder.decode(f));
+          return;
+        }
+        // A 3.x DISCONNECT is flags 0 [MQTT-2.2.2-2] and remaining length 0 (§3.14.1). Anything
+        // else is malformed: the connection closes as after a network failure, so the will is
+        // published [MQTT-3.1.2-8] (only a well-formed DISCONNECT discards it [MQTT-3.14.4-3]).
+        if (f.flags !== 0 || f.bytes.length !== 2) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'bad DISCONNECT');
+        handleDisconnect(this, DISCONNECT_V3);
         return;
       case PacketType.Auth:
         handleAuth(this, this.#decoder.decode(f));

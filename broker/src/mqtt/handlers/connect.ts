@@ -1,5 +1,6 @@
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import {
+  checkConnectPropertyStrings,
   encodePacket,
   isValidUtf8,
   peekConnectProtocol,
@@ -90,6 +91,8 @@ export function handleConnect(conn: Connection, f: Frame): void {
     throw new MqttProtocolError(ReasonCode.MalformedPacket, 'ill-formed UTF-8 in CONNECT');
   }
   if (v5) {
+    // mqtt-packet turns bad bytes in property strings into U+FFFD: those are checked on the raw bytes
+    checkConnectPropertyStrings(f);
     if (props?.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'receive maximum 0');
     if (props?.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'maximum packet size 0');
   }
@@ -109,6 +112,11 @@ export function handleConnect(conn: Connection, f: Frame): void {
     conn.clientId = clientId;
     conn.refreshLog();
     if (v5) assigned = clientId;
+  } else if (proto.level === 3 && clientId.length > 23 && [...clientId].length > 23) {
+    // 3.1: the client identifier is 1 to 23 characters, else return code 2 (identifier
+    // rejected); 3.1.1 and 5.0 servers may accept longer ones [MQTT-3.1.3-5]
+    refuse(conn, ReasonCode.ClientIdentifierNotValid, 'client identifier longer than 23 characters');
+    return;
   }
 
   const sec = engine.security;
