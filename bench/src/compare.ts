@@ -62,11 +62,12 @@ export function cpuMicros(pid: number): number {
   // the command name (field 2) is parenthesised and may hold spaces: count fields after it
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1e6) / CLOCK_TICKS;
+  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  return (ticks * 1e6) / clockTicks;
 }
 
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on every Linux build seen here). */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on every Linux build seen here), read on first use. */
+let clockTicks: number | undefined;
 
 /** Resident memory of `pid` in bytes, from /proc/<pid>/status VmRSS. */
 export function rssBytes(pid: number): number {
