@@ -296,3 +296,45 @@ test('MQTT in / Kafka out and Kafka in / MQTT out over one journal', async (t) =
   await consumer.disconnect();
   await producer.disconnect();
 });
+
+const hasConfluent = spawnSync('/usr/bin/python3', ['-c', 'import confluent_kafka'], { stdio: 'ignore' }).status === 0;
+
+test('transactional producers fail at once with a non-retriable error (kafkajs, confluent-kafka), never a hang', async (t) => {
+  const b = await startKafkaBroker(t);
+  const producer = kafkajs(b.kafkaPort).producer({ transactionalId: 'tx-1', idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const t0 = Date.now();
+  await assert.rejects(() => producer.transaction(), (e: Error & { retriable?: boolean }) => {
+    assert.equal(e.retriable, false);
+    return true;
+  });
+  // before, FindCoordinator answered COORDINATOR_NOT_AVAILABLE and kafkajs retried for ~10 s
+  assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+  await producer.disconnect();
+  // the plain idempotent producer on the same connection settings still works
+  const idem = kafkajs(b.kafkaPort).producer({ idempotent: true, maxInFlightRequests: 1 });
+  await idem.connect();
+  await idem.send({ topic: 'tx-plain', messages: [{ value: 'a' }] });
+  await idem.disconnect();
+  if (hasConfluent) {
+    const py = [
+      'import sys, time',
+      'from confluent_kafka import Producer, KafkaException',
+      "p = Producer({'bootstrap.servers': sys.argv[1], 'transactional.id': 'tx-py', 'log_level': 0})",
+      't0 = time.time()',
+      'try:',
+      '    p.init_transactions(20)',
+      "    print('ok')",
+      'except KafkaException as e:',
+      '    err = e.args[0]',
+      "    print(err.name(), err.retriable(), round(time.time() - t0, 1), err.str())",
+    ].join('\n');
+    const r = await run('/usr/bin/python3', ['-c', py, `127.0.0.1:${b.kafkaPort}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const [name, retriable, secs] = r.stdout.trim().split(' ');
+    assert.equal(name, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', r.stdout);
+    assert.equal(retriable, 'False');
+    assert.ok(Number(secs) < 5, r.stdout);
+    assert.match(r.stdout, /transactions are not supported/);
+  }
+});

@@ -39,6 +39,8 @@ export interface JoinResult {
   memberId: string;
   /** Every member's metadata for the leader, empty for the others. */
   members: { memberId: string; groupInstanceId: string | null; metadata: Buffer }[];
+  /** A static leader re-joined a Stable group: it must not compute a new assignment. */
+  skipAssignment?: boolean;
 }
 
 export interface SyncResult {
@@ -73,6 +75,8 @@ interface Group {
   members: Map<string, Member>;
   /** Member ids handed out with MEMBER_ID_REQUIRED, not yet used (expire after the session timeout). */
   pending: Map<string, NodeJS.Timeout>;
+  /** Static members (KIP-345): group.instance.id → the member id that holds it now. */
+  statics: Map<string, string>;
   rebalanceTimer: NodeJS.Timeout | undefined;
   /** While the initial delay of an empty group runs, the join does not complete early. */
   initialDelay: boolean;
@@ -134,6 +138,7 @@ export class GroupCoordinator {
         leader: null,
         members: new Map(),
         pending: new Map(),
+        statics: new Map(),
         rebalanceTimer: undefined,
         initialDelay: false,
       };
@@ -162,8 +167,19 @@ export class GroupCoordinator {
         return Promise.resolve(this.#fail(req.memberId, KafkaError.INCONSISTENT_GROUP_PROTOCOL));
       }
     }
+    if (req.groupInstanceId !== null) {
+      const held = g.statics.get(req.groupInstanceId);
+      if (req.memberId === '' && held !== undefined) return this.#replaceStatic(g, held, req);
+      // a known member id that is not the one holding the instance id was fenced by a newer one
+      if (req.memberId !== '' && held !== undefined && held !== req.memberId) {
+        return Promise.resolve(this.#fail(req.memberId, KafkaError.FENCED_INSTANCE_ID));
+      }
+    }
     let memberId = req.memberId;
-    if (memberId === '') {
+    if (memberId === '' && req.groupInstanceId !== null) {
+      // a new static member joins at once: its instance id is its identity (no MEMBER_ID_REQUIRED)
+      memberId = `${req.groupInstanceId}-${randomUUID()}`;
+    } else if (memberId === '') {
       memberId = `${req.clientId}-${randomUUID()}`;
       if (req.requireKnownMemberId) {
         const timer = setTimeout(() => g.pending.delete(memberId), req.sessionTimeoutMs).unref();
@@ -195,6 +211,7 @@ export class GroupCoordinator {
         sessionTimer: undefined,
       };
       g.members.set(memberId, m);
+      if (req.groupInstanceId !== null) g.statics.set(req.groupInstanceId, memberId);
     } else {
       m.sessionTimeoutMs = req.sessionTimeoutMs;
       m.rebalanceTimeoutMs = req.rebalanceTimeoutMs;
@@ -212,6 +229,77 @@ export class GroupCoordinator {
     if (g.state !== GroupState.PreparingRebalance) this.#prepareRebalance(g);
     else this.#maybeCompleteJoin(g);
     return result;
+  }
+
+  /**
+   * A static member re-joins without its member id (it restarted): it takes over the member that
+   * holds its instance id under a new member id, and the old id is fenced (its parked requests
+   * and any later ones get FENCED_INSTANCE_ID). In a Stable group whose protocols it still
+   * speaks unchanged there is no rebalance: it gets the current generation back and its old
+   * assignment from SyncGroup, as Kafka does; otherwise the group rebalances.
+   */
+  #replaceStatic(g: Group, oldId: string, req: JoinRequest): Promise<JoinResult> {
+    const old = g.members.get(oldId)!;
+    const memberId = `${req.groupInstanceId!}-${randomUUID()}`;
+    old.joinWaiter?.(this.#fail(oldId, KafkaError.FENCED_INSTANCE_ID));
+    old.joinWaiter = undefined;
+    this.#answerSync(old, KafkaError.FENCED_INSTANCE_ID, g);
+    if (old.sessionTimer !== undefined) clearTimeout(old.sessionTimer);
+    old.sessionTimer = undefined;
+    const unchanged =
+      g.protocol !== null &&
+      req.protocolType === old.protocolType &&
+      old.protocols.find((p) => p.name === g.protocol)?.metadata.equals(req.protocols.find((p) => p.name === g.protocol)?.metadata ?? EMPTY) ===
+        true;
+    const m: Member = {
+      ...old,
+      memberId,
+      clientId: req.clientId,
+      clientHost: req.clientHost,
+      sessionTimeoutMs: req.sessionTimeoutMs,
+      rebalanceTimeoutMs: req.rebalanceTimeoutMs,
+      protocolType: req.protocolType,
+      protocols: req.protocols,
+      joinWaiter: undefined,
+      syncWaiter: undefined,
+      sessionTimer: undefined,
+    };
+    // the new id takes the old one's place (Map order is join order: the leader choice stays)
+    const entries = [...g.members.entries()].map(([id, x]): [string, Member] => (id === oldId ? [memberId, m] : [id, x]));
+    g.members.clear();
+    for (const [id, x] of entries) g.members.set(id, x);
+    g.statics.set(req.groupInstanceId!, memberId);
+    if (g.leader === oldId) g.leader = memberId;
+    this.#opts.log.debug({ groupId: g.id, groupInstanceId: req.groupInstanceId, memberId, replaced: oldId }, 'static group member replaced');
+    if (g.state === GroupState.Stable && unchanged) {
+      this.#touch(g, m);
+      return Promise.resolve({
+        errorCode: KafkaError.NONE,
+        generationId: g.generation,
+        protocolType: g.protocolType,
+        protocolName: g.protocol,
+        leader: g.leader ?? '',
+        memberId,
+        // a returning leader sees the members but must not assign (KIP-814; the handler drops
+        // the list for JoinGroup < v9, which has no skip flag): the group keeps its assignment
+        members: g.leader === memberId ? this.#memberList(g) : [],
+        skipAssignment: g.leader === memberId,
+      });
+    }
+    const result = new Promise<JoinResult>((resolve) => (m.joinWaiter = resolve));
+    if (g.state !== GroupState.PreparingRebalance) this.#prepareRebalance(g);
+    else this.#maybeCompleteJoin(g);
+    return result;
+  }
+
+  /**
+   * FENCED_INSTANCE_ID when the request names a group.instance.id that another member id holds
+   * now; 0 otherwise (no instance id, or the right one).
+   */
+  #fenced(g: Group | undefined, memberId: string, groupInstanceId: string | null | undefined): number {
+    if (g === undefined || groupInstanceId === null || groupInstanceId === undefined) return KafkaError.NONE;
+    const held = g.statics.get(groupInstanceId);
+    return held !== undefined && held !== memberId ? KafkaError.FENCED_INSTANCE_ID : KafkaError.NONE;
   }
 
   #candidates(members: Member[]): string[] {
@@ -287,17 +375,18 @@ export class GroupCoordinator {
         protocolName: g.protocol,
         leader: g.leader,
         memberId: m.memberId,
-        members:
-          m.memberId === g.leader
-            ? members.map((x) => ({
-                memberId: x.memberId,
-                groupInstanceId: x.groupInstanceId,
-                metadata: x.protocols.find((p) => p.name === g.protocol)?.metadata ?? EMPTY,
-              }))
-            : [],
+        members: m.memberId === g.leader ? this.#memberList(g) : [],
       });
     }
     this.#opts.log.debug({ groupId: g.id, generation: g.generation, members: members.length, protocol: g.protocol }, 'group rebalanced');
+  }
+
+  #memberList(g: Group): JoinResult['members'] {
+    return [...g.members.values()].map((x) => ({
+      memberId: x.memberId,
+      groupInstanceId: x.groupInstanceId,
+      metadata: x.protocols.find((p) => p.name === g.protocol)?.metadata ?? EMPTY,
+    }));
   }
 
   /** Each member votes for its most preferred protocol among those all support (Kafka's rule). */
@@ -335,6 +424,7 @@ export class GroupCoordinator {
     if (m.sessionTimer !== undefined) clearTimeout(m.sessionTimer);
     m.sessionTimer = undefined;
     g.members.delete(m.memberId);
+    if (m.groupInstanceId !== null && g.statics.get(m.groupInstanceId) === m.memberId) g.statics.delete(m.groupInstanceId);
     m.joinWaiter?.(this.#fail(m.memberId, KafkaError.UNKNOWN_MEMBER_ID));
     m.joinWaiter = undefined;
     this.#answerSync(m, KafkaError.UNKNOWN_MEMBER_ID, g);
@@ -360,10 +450,13 @@ export class GroupCoordinator {
     generationId: number,
     memberId: string,
     assignments: { memberId: string; assignment: Buffer }[],
+    groupInstanceId: string | null = null,
   ): Promise<SyncResult> {
     const g = this.#groups.get(groupId);
     const fail = (errorCode: number): Promise<SyncResult> =>
       Promise.resolve({ errorCode, protocolType: g?.protocolType ?? null, protocolName: g?.protocol ?? null, assignment: EMPTY });
+    const fenced = this.#fenced(g, memberId, groupInstanceId);
+    if (fenced !== 0) return fail(fenced);
     const m = g?.members.get(memberId);
     if (g === undefined || m === undefined) return fail(KafkaError.UNKNOWN_MEMBER_ID);
     if (generationId !== g.generation) return fail(KafkaError.ILLEGAL_GENERATION);
@@ -385,8 +478,10 @@ export class GroupCoordinator {
     return result;
   }
 
-  heartbeat(groupId: string, generationId: number, memberId: string): number {
+  heartbeat(groupId: string, generationId: number, memberId: string, groupInstanceId: string | null = null): number {
     const g = this.#groups.get(groupId);
+    const fenced = this.#fenced(g, memberId, groupInstanceId);
+    if (fenced !== 0) return fenced;
     const m = g?.members.get(memberId);
     if (g === undefined || m === undefined) return KafkaError.UNKNOWN_MEMBER_ID;
     if (generationId !== g.generation) return KafkaError.ILLEGAL_GENERATION;
@@ -400,8 +495,12 @@ export class GroupCoordinator {
     const g = this.#groups.get(groupId);
     if (g === undefined) return KafkaError.UNKNOWN_MEMBER_ID;
     let m = g.members.get(memberId);
-    if (m === undefined && memberId === '' && groupInstanceId !== null) {
-      m = [...g.members.values()].find((x) => x.groupInstanceId === groupInstanceId);
+    if (groupInstanceId !== null) {
+      // by instance id alone (KIP-345 admin removal) or checked against it: a stale id is fenced
+      const held = g.statics.get(groupInstanceId);
+      if (held === undefined) return KafkaError.UNKNOWN_MEMBER_ID;
+      if (memberId !== '' && held !== memberId) return KafkaError.FENCED_INSTANCE_ID;
+      m = g.members.get(held);
     }
     if (m === undefined) return KafkaError.UNKNOWN_MEMBER_ID;
     this.#opts.log.debug({ groupId, memberId: m.memberId }, 'group member left');
@@ -413,8 +512,10 @@ export class GroupCoordinator {
    * May this member commit offsets for this generation? Simple consumers (generation −1, no
    * member id) may when the group has no members.
    */
-  checkCommit(groupId: string, generationId: number, memberId: string): number {
+  checkCommit(groupId: string, generationId: number, memberId: string, groupInstanceId: string | null = null): number {
     const g = this.#groups.get(groupId);
+    const fenced = this.#fenced(g, memberId, groupInstanceId);
+    if (fenced !== 0) return fenced;
     if (generationId < 0 && memberId === '') {
       return g === undefined || g.members.size === 0 ? KafkaError.NONE : KafkaError.UNKNOWN_MEMBER_ID;
     }
@@ -486,6 +587,7 @@ export class GroupCoordinator {
     g.rebalanceTimer = undefined;
     for (const t of g.pending.values()) clearTimeout(t);
     g.pending.clear();
+    g.statics.clear();
     for (const m of g.members.values()) {
       if (m.sessionTimer !== undefined) clearTimeout(m.sessionTimer);
       m.sessionTimer = undefined;

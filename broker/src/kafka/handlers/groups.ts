@@ -18,7 +18,9 @@ const KEY_TYPE_GROUP = 0;
 /**
  * FindCoordinator v0–5 (v4+ batches keys): a group's coordinator is the live broker its id
  * hashes to (cluster.ts `coordinatorOf`; this broker alone in the all-in-one server), so every
- * broker gives the same answer. Transaction coordinators are not offered.
+ * broker gives the same answer. Transaction coordinators are not offered: key type 1 gets
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which kafkajs and librdkafka treat as fatal, so a
+ * transactional producer fails at once (COORDINATOR_NOT_AVAILABLE was retried until a timeout).
  */
 export async function handleFindCoordinator(
   ctx: KafkaContext,
@@ -34,7 +36,7 @@ export async function handleFindCoordinator(
         nodeId: -1,
         host: '',
         port: -1,
-        errorCode: KafkaError.COORDINATOR_NOT_AVAILABLE,
+        errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         errorMessage: 'transactions are not supported',
       };
     const id = coordinatorOf(key, ids);
@@ -80,9 +82,9 @@ export async function handleJoinGroup(ctx: KafkaContext, req: JoinGroupRequest, 
     // v0–6 have a non-nullable protocol name: empty when there is none
     protocolName: r.protocolName ?? (info.apiVersion >= 7 ? null : ''),
     leader: r.leader,
-    skipAssignment: false,
+    skipAssignment: r.skipAssignment === true && info.apiVersion >= 9,
     memberId: r.memberId,
-    members: r.members,
+    members: r.skipAssignment === true && info.apiVersion < 9 ? [] : r.members,
   };
 }
 
@@ -100,6 +102,7 @@ export async function handleSyncGroup(ctx: KafkaContext, req: SyncGroupRequest, 
     req.generationId,
     req.memberId,
     req.assignments.map((a) => ({ memberId: a.memberId, assignment: Buffer.from(a.assignment) })),
+    req.groupInstanceId ?? null,
   );
   return {
     throttleTimeMs: 0,
@@ -112,7 +115,7 @@ export async function handleSyncGroup(ctx: KafkaContext, req: SyncGroupRequest, 
 
 export async function handleHeartbeat(ctx: KafkaContext, req: HeartbeatRequest): Promise<HeartbeatResponse> {
   if (!ctx.isCoordinator(req.groupId)) return { throttleTimeMs: 0, errorCode: KafkaError.NOT_COORDINATOR };
-  return { throttleTimeMs: 0, errorCode: ctx.groups.heartbeat(req.groupId, req.generationId, req.memberId) };
+  return { throttleTimeMs: 0, errorCode: ctx.groups.heartbeat(req.groupId, req.generationId, req.memberId, req.groupInstanceId ?? null) };
 }
 
 export async function handleLeaveGroup(ctx: KafkaContext, req: LeaveGroupRequest, info: RequestInfo): Promise<LeaveGroupResponse> {
@@ -198,7 +201,7 @@ export async function handleOffsetCommit(ctx: KafkaContext, req: OffsetCommitReq
   const generation = info.apiVersion >= 1 ? (req.generationIdOrMemberEpoch ?? -1) : -1;
   const memberId = info.apiVersion >= 1 ? (req.memberId ?? '') : '';
   // Only the coordinator may judge a commit's generation (and simple commits against live members).
-  let errorCode = ctx.isCoordinator(req.groupId) ? ctx.groups.checkCommit(req.groupId, generation, memberId) : KafkaError.NOT_COORDINATOR;
+  let errorCode = ctx.isCoordinator(req.groupId) ? ctx.groups.checkCommit(req.groupId, generation, memberId, info.apiVersion >= 7 ? (req.groupInstanceId ?? null) : null) : KafkaError.NOT_COORDINATOR;
   const now = Date.now();
   const entries: { topic: string; partition: number; offset: CommittedOffset }[] = [];
   const partitionError = new Map<string, number>();
