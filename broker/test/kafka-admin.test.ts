@@ -222,6 +222,60 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
     assert.match(r.results[0]!.errorMessage ?? '', /currently has 3 partitions/);
   });
 
+  await t.test('CreateTopics replication factor: 1 and -1 are created; 0, -2 and 3 are INVALID_REPLICATION_FACTOR (38); assignments are checked', async () => {
+    const topic = (name: string, replicationFactor: number, assignments: { partitionIndex: number; brokerIds: number[] }[] = []) => ({
+      name,
+      numPartitions: assignments.length > 0 ? -1 : 1,
+      replicationFactor,
+      assignments,
+      configs: [],
+    });
+    const r = await call<{ topics: { name: string; errorCode: number; errorMessage: string | null; replicationFactor?: number }[] }>(
+      raw,
+      api(19),
+      7,
+      {
+        topics: [
+          topic('rf-one', 1),
+          topic('rf-default', -1),
+          topic('rf-zero', 0),
+          topic('rf-neg', -2),
+          topic('rf-three', 3),
+          topic('rf-assign', -1, [{ partitionIndex: 1, brokerIds: [1] }, { partitionIndex: 0, brokerIds: [1] }]),
+          topic('rf-assign-two', -1, [{ partitionIndex: 0, brokerIds: [1, 2] }]),
+          topic('rf-assign-gap', -1, [{ partitionIndex: 0, brokerIds: [1] }, { partitionIndex: 2, brokerIds: [1] }]),
+          topic('rf-assign-both', 1, [{ partitionIndex: 0, brokerIds: [1] }]),
+        ],
+        timeoutMs: 5000,
+        validateOnly: false,
+      },
+    );
+    assert.deepEqual(
+      r.topics.map((x) => [x.name, x.errorCode]),
+      [
+        ['rf-one', 0],
+        ['rf-default', 0],
+        ['rf-zero', KafkaError.INVALID_REPLICATION_FACTOR],
+        ['rf-neg', KafkaError.INVALID_REPLICATION_FACTOR],
+        ['rf-three', KafkaError.INVALID_REPLICATION_FACTOR],
+        ['rf-assign', 0],
+        ['rf-assign-two', KafkaError.INVALID_REPLICATION_FACTOR],
+        ['rf-assign-gap', KafkaError.INVALID_REPLICA_ASSIGNMENT],
+        ['rf-assign-both', KafkaError.INVALID_REQUEST],
+      ],
+    );
+    assert.equal(r.topics[1]!.replicationFactor, 1);
+    assert.match(r.topics[4]!.errorMessage ?? '', /Unable to replicate the partition 3 time/);
+    // refused topics were not created; kafkajs surfaces the error type
+    const md = await admin.fetchTopicMetadata({ topics: ['rf-one', 'rf-assign'] });
+    assert.deepEqual(Object.fromEntries(md.topics.map((x) => [x.name, x.partitions.length])), { 'rf-one': 1, 'rf-assign': 2 });
+    assert.equal((await admin.listTopics()).includes('rf-three'), false);
+    await assert.rejects(admin.createTopics({ topics: [{ topic: 'rf-kjs', replicationFactor: 3 }] }), (err: Error & { errors?: { type?: string }[] }) => {
+      assert.equal(err.errors?.[0]?.type, 'INVALID_REPLICATION_FACTOR', err.message);
+      return true;
+    });
+  });
+
   await t.test('DeleteRecords (kafkajs): moves the low watermark, -1 = high watermark; beyond it OFFSET_OUT_OF_RANGE', async () => {
     await admin.createTopics({ topics: [{ topic: 'adm-del', numPartitions: 1 }] });
     await producer.send({ topic: 'adm-del', messages: Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })) });

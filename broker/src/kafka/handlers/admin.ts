@@ -113,6 +113,38 @@ export async function handleMetadata(ctx: KafkaContext, req: MetadataRequest, in
   };
 }
 
+/**
+ * The journal keeps one copy of each shard (replication between journal nodes is not built yet),
+ * so the only replication factor that can be honoured is 1 (-1 asks for the default, 1). A larger
+ * factor is refused, as Kafka refuses one above the broker count, rather than silently weakened.
+ */
+function checkReplication(factor: number, assignments: readonly { partitionIndex: number; brokerIds: number[] }[]): void {
+  if (factor !== -1 && factor <= 0) {
+    throw new KafkaApiError(KafkaError.INVALID_REPLICATION_FACTOR, 'Replication factor must be larger than 0, or -1 to use the default value.');
+  }
+  if (factor > 1) {
+    throw new KafkaApiError(
+      KafkaError.INVALID_REPLICATION_FACTOR,
+      `Unable to replicate the partition ${factor} time(s): the journal keeps one copy of each partition; use replication factor 1 or -1`,
+    );
+  }
+  const seen = new Set<number>();
+  for (const a of assignments) {
+    if (seen.has(a.partitionIndex)) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} is assigned twice`);
+    seen.add(a.partitionIndex);
+    if (a.brokerIds.length === 0) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} has no replicas`);
+    if (a.brokerIds.length > 1) {
+      throw new KafkaApiError(
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        `Unable to replicate partition ${a.partitionIndex} ${a.brokerIds.length} time(s): the journal keeps one copy of each partition`,
+      );
+    }
+  }
+  for (let p = 0; p < assignments.length; p++) {
+    if (!seen.has(p)) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `assignments must cover partitions 0..${assignments.length - 1}; ${p} is missing`);
+  }
+}
+
 export async function handleCreateTopics(ctx: KafkaContext, req: CreateTopicsRequest, info: RequestInfo): Promise<CreateTopicsResponse> {
   const results: CreatableTopicResult[] = [];
   const seen = new Set<string>();
@@ -127,15 +159,18 @@ export async function handleCreateTopics(ctx: KafkaContext, req: CreateTopicsReq
       if (t.assignments.length > 0 && t.numPartitions !== -1) {
         throw new KafkaApiError(KafkaError.INVALID_REQUEST, 'give either numPartitions or assignments, not both');
       }
+      if (t.assignments.length > 0 && t.replicationFactor !== -1) {
+        throw new KafkaApiError(KafkaError.INVALID_REQUEST, 'give either replicationFactor or assignments, not both');
+      }
+      checkReplication(t.replicationFactor, t.assignments);
       const n = t.assignments.length > 0 ? t.assignments.length : partitions;
-      // Replication is the journal's concern: any factor is accepted and reported back.
       if (req.validateOnly === true) ctx.streams.validate(t.name, n, config);
       else {
         const s = await ctx.streams.create(t.name, n, ctx.config.streamEngine, config);
         result.topicId = s.topicId;
       }
       result.numPartitions = n;
-      result.replicationFactor = t.replicationFactor === -1 ? 1 : t.replicationFactor;
+      result.replicationFactor = 1;
       result.configs = Object.entries(config).map(([name, value]) => ({
         name,
         value,
