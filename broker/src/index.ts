@@ -51,7 +51,7 @@ export {
 } from './auth/records.js';
 export { TlsContextSource } from './listeners/tls-context.js';
 export type { Listener } from './listeners/types.js';
-export { BINDINGS_PREFIX, parseBindings, type BindingRecord } from './kafka/bindings.js';
+export { BINDINGS_PREFIX, BINDING_NAME, bindingProblems, parseBindings, type BindingRecord } from './kafka/bindings.js';
 /** Cluster membership: broker registrations in meta, the live view, coordinator and leader placement. */
 export {
   BrokerMembership,

@@ -31,6 +31,24 @@ test(
     });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /direction: .*stream: /);
+    const badNames = await fetch(`${http}/api/v1/bindings?name=${encodeURIComponent('bad name')}`, {
+      method: 'PUT',
+      headers: adminHeaders(dir),
+      body: JSON.stringify({ direction: 'in', stream: 'no/slashes', filters: ['ok/#', 'a/b#'] }),
+    });
+    assert.equal(badNames.status, 400);
+    const badText = ((await badNames.json()) as { error: string }).error;
+    assert.match(badText, /name "bad name": 1–128 letters/);
+    assert.match(badText, /stream "no\/slashes": topic name contains characters/);
+    assert.match(badText, /filter "a\/b#": "\+" must fill a whole level and "#" must be the last level alone/);
+    assert.doesNotMatch(badText, /ok\/#/);
+    const badPrefix = await fetch(`${http}/api/v1/bindings?name=out1`, {
+      method: 'PUT',
+      headers: adminHeaders(dir),
+      body: JSON.stringify({ direction: 'out', stream: 'cmds', topicPrefix: 'devices/+/' }),
+    });
+    assert.equal(badPrefix.status, 400);
+    assert.match(((await badPrefix.json()) as { error: string }).error, /topicPrefix "devices\/\+\/": an MQTT topic prefix has no wildcards/);
     const put = await fetch(`${http}/api/v1/bindings?name=sensors`, {
       method: 'PUT',
       headers: adminHeaders(dir),

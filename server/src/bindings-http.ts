@@ -1,28 +1,30 @@
 import { ErrorCode, RobustError } from '@robustmq/common';
 import { prefixEnd, type MetaClient } from '@robustmq/meta';
-import { BINDINGS_PREFIX, type BindingRecord } from '@robustmq/broker';
+import { BINDING_NAME, BINDINGS_PREFIX, bindingProblems, type BindingRecord } from '@robustmq/broker';
 import { apiHandler, readJsonObject, sendJson, type AdminHttp } from './admin-http.js';
-
-const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Checks a binding from the API; every problem is reported at once. */
 function validate(name: string, body: Record<string, unknown>): BindingRecord {
   const problems: string[] = [];
-  if (!NAME.test(name)) problems.push('name: 1–128 letters, digits, ".", "_" or "-"');
   const direction = body.direction;
   if (direction !== 'in' && direction !== 'out') problems.push('direction: "in" (MQTT → Kafka) or "out" (Kafka → MQTT)');
-  if (typeof body.stream !== 'string' || body.stream === '') problems.push('stream: the Kafka topic name');
+  if (typeof body.stream !== 'string') problems.push('stream: the Kafka topic name');
   if (direction === 'in') {
     const f = body.filters;
-    if (!Array.isArray(f) || f.length === 0 || !f.every((x) => typeof x === 'string' && x !== ''))
+    if (!Array.isArray(f) || f.length === 0 || !f.every((x) => typeof x === 'string'))
       problems.push('filters: a non-empty list of MQTT topic filters');
   }
   if (direction === 'out' && typeof body.topicPrefix !== 'string')
     problems.push('topicPrefix: the MQTT topic prefix the record key is appended to');
-  if (problems.length > 0) throw new RobustError(ErrorCode.ConfigInvalid, `invalid binding: ${problems.join('; ')}`);
-  return direction === 'in'
-    ? { name, direction, stream: body.stream as string, filters: body.filters as string[] }
-    : { name, direction: 'out', stream: body.stream as string, topicPrefix: body.topicPrefix as string };
+  if (problems.length === 0) {
+    const b: BindingRecord =
+      direction === 'in'
+        ? { name, direction, stream: body.stream as string, filters: body.filters as string[] }
+        : { name, direction: 'out', stream: body.stream as string, topicPrefix: body.topicPrefix as string };
+    problems.push(...bindingProblems(b));
+    if (problems.length === 0) return b;
+  } else if (!BINDING_NAME.test(name)) problems.unshift('name: 1–128 letters, digits, ".", "_" or "-"');
+  throw new RobustError(ErrorCode.ConfigInvalid, `invalid binding: ${problems.join('; ')}`);
 }
 
 /**

@@ -92,3 +92,25 @@ test('docs/configuration.md is the reference generated from the schema', () => {
     'docs/configuration.md is stale: run `bin/robust-server config-reference > docs/configuration.md`',
   );
 });
+
+test('kafka.bindings is checked at load: syntax, names, Kafka topic names, MQTT filters and prefixes, all at once', () => {
+  const spec = 'ok:in:a/+,b/#=>s1; dup:in:x/+y=>s2; dup:out:bad topic=>p/#; junk; n!:in:c=>s3';
+  try {
+    loadConfig({ env: { ROBUSTMQ_KAFKA_BINDINGS: spec } });
+    assert.fail('expected a ConfigError');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    const text = err.problems.join('\n');
+    assert.equal(err.problems.length, 1, 'one key, one problem line');
+    assert.match(text, /^kafka\.bindings \(from ROBUSTMQ_KAFKA_BINDINGS\): invalid bindings: /);
+    assert.match(text, /"dup:in:x\/\+y=>s2": filter "x\/\+y": "\+" must fill a whole level/);
+    assert.match(text, /binding name dup is used twice/);
+    assert.match(text, /stream "bad topic": topic name contains characters other than/);
+    assert.match(text, /topicPrefix "p\/#": an MQTT topic prefix has no wildcards/);
+    assert.match(text, /"junk": expected name:in:filter/);
+    assert.match(text, /name "n!": 1–128 letters/);
+    assert.doesNotMatch(text.split('; got ')[0]!, /"ok:/, 'the valid binding is not reported');
+  }
+  const { config } = loadConfig({ env: { ROBUSTMQ_KAFKA_BINDINGS: 'in1:in:sensors/#=>sensors;out1:out:cmds=>devices/' } });
+  assert.equal(config.kafka.bindings, 'in1:in:sensors/#=>sensors;out1:out:cmds=>devices/');
+});

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, LogLevels } from '@robustmq/common';
+import { parseBindings } from '@robustmq/broker';
 
 /**
  * The one configuration schema of robust-server. Every key can be set in the YAML config file
@@ -324,8 +325,15 @@ export const ConfigSchema = z.strictObject({
     bindings: z
       .string()
       .default('')
+      .superRefine((spec, ctx) => {
+        try {
+          parseBindings(spec);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      })
       .describe(
-        'MQTT/Kafka bindings written to meta at start, separated by ";": name:in:<mqtt filter>[,<filter>]=>stream or name:out:stream=>[mqtt topic prefix]',
+        'MQTT/Kafka bindings written to meta at start, separated by ";": name:in:<mqtt filter>[,<filter>]=>stream or name:out:stream=>[mqtt topic prefix]. Checked at start (exit 2): names [A-Za-z0-9._-], Kafka topic names, valid MQTT filters, prefixes without wildcards',
       ),
     saslMechanisms: z
       .string()

@@ -2,9 +2,9 @@ import type { Logger } from '@robustmq/common';
 import { prefixEnd, type MetaClient } from '@robustmq/meta';
 import { encodeRecordBatch, type JournalClient, type JournalRecord, type RecordHeader, type RecordInput } from '@robustmq/journal';
 import type { Message } from '../mqtt/message.js';
-import { topicMatches } from '../mqtt/topic.js';
+import { checkTopicFilter, topicMatches } from '../mqtt/topic.js';
 import type { KafkaConfig } from './config.js';
-import type { StreamRecord, StreamRegistry } from './streams.js';
+import { checkTopicName as checkStreamName, type StreamRecord, type StreamRegistry } from './streams.js';
 
 /**
  * A binding between MQTT topics and a stream, stored in meta under `/bindings/<name>`.
@@ -61,21 +61,69 @@ export function partitionForKey(key: Uint8Array, partitions: number): number {
   return (murmur2(key) & 0x7fffffff) % partitions;
 }
 
+/** Binding names: what the admin API's `?name=` and the meta key allow. */
+export const BINDING_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+/** MQTT limits for filters and prefixes of bindings: the protocol's (a listener may set tighter ones). */
+const MQTT_LIMITS = { maxTopicLengthBytes: 65535, maxTopicLevels: Number.MAX_SAFE_INTEGER };
+
+/**
+ * What is wrong with a binding, one readable line per problem (empty when it is valid): the name,
+ * the stream (Kafka's topic name rules), the MQTT filters of an `in` binding, the MQTT topic
+ * prefix of an `out` binding (no wildcards, no U+0000). Used by the config and the admin API.
+ */
+export function bindingProblems(b: BindingRecord): string[] {
+  const problems: string[] = [];
+  if (!BINDING_NAME.test(b.name)) problems.push(`name "${b.name}": 1–128 letters, digits, ".", "_" or "-"`);
+  const streamProblem = checkStreamName(b.stream);
+  if (streamProblem !== undefined) problems.push(`stream "${b.stream}": ${streamProblem}`);
+  if (b.direction === 'in') {
+    const filters = b.filters ?? [];
+    if (filters.length === 0) problems.push('filters: at least one MQTT topic filter');
+    for (const f of filters) {
+      const p = f.includes('\u0000') ? 'contains U+0000' : checkTopicFilter(f, MQTT_LIMITS);
+      if (p !== undefined) problems.push(`filter "${f}": ${FILTER_PROBLEMS[p] ?? p}`);
+    }
+  } else {
+    const prefix = b.topicPrefix ?? '';
+    if (/[+#\u0000]/.test(prefix)) problems.push(`topicPrefix "${prefix}": an MQTT topic prefix has no wildcards (+, #) and no U+0000`);
+    else if (Buffer.byteLength(prefix) > 65535) problems.push('topicPrefix: longer than 65535 bytes');
+  }
+  return problems;
+}
+
+const FILTER_PROBLEMS: Record<string, string> = {
+  empty: 'empty',
+  too_long: 'longer than 65535 bytes',
+  bad_wildcard: '"+" must fill a whole level and "#" must be the last level alone',
+};
+
 /**
  * Parses the `kafka.bindings` config string: `;`-separated `name:in:filter[,filter]=>stream` or
- * `name:out:stream=>prefix`.
+ * `name:out:stream=>prefix`. Every problem of every binding is reported in one error.
  */
 export function parseBindings(spec: string): BindingRecord[] {
   const out: BindingRecord[] = [];
+  const problems: string[] = [];
+  const names = new Set<string>();
   for (const part of spec.split(';')) {
     const t = part.trim();
     if (t === '') continue;
     const m = /^([^:]+):(in|out):(.*)=>(.*)$/.exec(t);
-    if (!m) throw new Error(`invalid binding "${t}": expected name:in:filter[,filter]=>stream or name:out:stream=>topicPrefix`);
+    if (!m) {
+      problems.push(`"${t}": expected name:in:filter[,filter]=>stream or name:out:stream=>topicPrefix`);
+      continue;
+    }
     const [, name, direction, left, right] = m as unknown as [string, string, 'in' | 'out', string, string];
-    if (direction === 'in') out.push({ name: name.trim(), direction, filters: left.split(',').map((f) => f.trim()), stream: right.trim() });
-    else out.push({ name: name.trim(), direction, stream: left.trim(), topicPrefix: right.trim() });
+    const b: BindingRecord =
+      direction === 'in'
+        ? { name: name.trim(), direction, filters: left.split(',').map((f) => f.trim()), stream: right.trim() }
+        : { name: name.trim(), direction, stream: left.trim(), topicPrefix: right.trim() };
+    if (names.has(b.name)) problems.push(`"${t}": binding name ${b.name} is used twice`);
+    names.add(b.name);
+    for (const p of bindingProblems(b)) problems.push(`"${t}": ${p}`);
+    out.push(b);
   }
+  if (problems.length > 0) throw new Error(`invalid binding${problems.length > 1 ? 's' : ''}: ${problems.join('; ')}`);
   return out;
 }
 
