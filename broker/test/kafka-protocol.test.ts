@@ -131,6 +131,61 @@ test('produce: a bad CRC is CORRUPT_MESSAGE and nothing is stored; acks=0 gets n
   assert.deepEqual(oor.responses[0]!.partitions[0]!.records, Buffer.alloc(0));
 });
 
+test('fetch minBytes: with some data there the request stays parked until minBytes arrived or maxWaitMs passed', async (t) => {
+  const b = await startKafkaBroker(t);
+  const c = await RawKafka.connect(t, b.kafkaPort);
+  const other = await RawKafka.connect(t, b.kafkaPort);
+  const batch = (n: number): Buffer => encodeRecordBatch([{ value: Buffer.alloc(n, 0x61) }]);
+  const first = batch(100);
+  await call<ProduceResp>(c, PRODUCE, 9, produceBody('minb', first));
+  interface FetchResp {
+    responses: { partitions: { errorCode: number; records: Buffer | null }[] }[];
+  }
+  const fetchBody = (minBytes: number, maxWaitMs: number): unknown => ({
+    replicaId: -1,
+    maxWaitMs,
+    minBytes,
+    maxBytes: 1 << 20,
+    isolationLevel: 1,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [{ topic: 'minb', partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+    forgottenTopicsData: [],
+    rackId: '',
+  });
+  const bytes = (r: FetchResp): number => r.responses[0]!.partitions[0]!.records!.length;
+
+  // minBytes above what is there and nothing more arrives: the whole maxWaitMs, then what there is
+  let started = Date.now();
+  const timedOut = await call<FetchResp>(c, FETCH, 12, fetchBody(4096, 700), 2);
+  const waited = Date.now() - started;
+  assert.ok(waited >= 650, `parked for maxWaitMs, answered after ${waited} ms`);
+  assert.equal(bytes(timedOut), first.length);
+
+  // small appends below minBytes do not answer it; the one that crosses it does, at once
+  started = Date.now();
+  c.send(encodeRequestFrame(FETCH, 12, 3, 'raw-test', fetchBody(2000, 10_000)));
+  let answered = false;
+  const reply = c.next().then((f) => {
+    answered = true;
+    return f;
+  });
+  for (let i = 0; i < 3; i++) {
+    await call<ProduceResp>(other, PRODUCE, 9, produceBody('minb', batch(100)), 10 + i);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(answered, false, `still parked after append ${i + 1} (< minBytes)`);
+  }
+  await call<ProduceResp>(other, PRODUCE, 9, produceBody('minb', batch(2000)), 20);
+  const woke = decodeResponseFrame(FETCH, 12, (await reply)!).body as FetchResp;
+  assert.ok(Date.now() - started < 5000, 'woken by the append that crossed minBytes, not the timeout');
+  assert.ok(bytes(woke) >= 2000, `got ${bytes(woke)} bytes`);
+
+  // minBytes already met: answered at once
+  started = Date.now();
+  await call<FetchResp>(c, FETCH, 12, fetchBody(500, 10_000), 4);
+  assert.ok(Date.now() - started < 1000);
+});
+
 test('idempotent producer: next sequence accepted, duplicate answered with its offset, gap and old epoch refused', async (t) => {
   const b = await startKafkaBroker(t);
   const c = await RawKafka.connect(t, b.kafkaPort);

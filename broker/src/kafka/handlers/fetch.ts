@@ -128,22 +128,35 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
     info.signal.addEventListener('abort', onClose, { once: true });
     ctx.metrics.parkedFetches.inc();
     try {
-      const waits = slots
-        .filter((s) => s.shard !== undefined && s.out.errorCode === 0)
-        .map((s) =>
-          ctx.journal
-            .read(s.shard!, s.fetchOffset, { maxBytes: 1, maxWaitMs: req.maxWaitMs, signal: ac.signal })
-            .then((r) => r.data.length > 0)
-            .catch(() => false),
-        );
-      // Wake on the first partition that got data; for minBytes > 1 keep waiting until the
-      // deadline or until enough arrived (re-checked after each wake).
+      // Each partition waits for an append past what it has now (its high watermark, or the
+      // fetch offset when that is further): a wake re-reads every partition and, while less than
+      // minBytes is there, re-arms the partition that woke. Partitions that already have some
+      // data therefore keep the request parked until minBytes or the deadline, as Kafka does.
       const deadline = Date.now() + req.maxWaitMs;
-      const remaining = new Map(waits.map((p, i) => [i, p.then(() => i)]));
-      while (remaining.size > 0 && !info.signal.aborted) {
-        remaining.delete(await Promise.race(remaining.values()));
+      const live = slots.filter((s) => s.shard !== undefined && s.out.errorCode === 0);
+      const arm = (s: Slot): Promise<Slot | undefined> => {
+        const hw = s.out.highWatermark;
+        const at = hw > s.fetchOffset ? hw : s.fetchOffset;
+        return ctx.journal
+          .read(s.shard!, at, { maxBytes: 1, maxWaitMs: Math.max(1, deadline - Date.now()), signal: ac.signal })
+          .then(
+            (r) => {
+              r.release?.();
+              return r.data.length > 0 ? s : undefined;
+            },
+            () => undefined,
+          );
+      };
+      const waits = new Map<Slot, Promise<{ slot: Slot; woke: Slot | undefined }>>();
+      const wait = (s: Slot): void => void waits.set(s, arm(s).then((woke) => ({ slot: s, woke })));
+      for (const s of live) wait(s);
+      while (waits.size > 0 && !info.signal.aborted) {
+        const { slot, woke } = await Promise.race(waits.values());
+        waits.delete(slot);
+        if (woke === undefined) continue; // timed out or failed: this partition waits no more
         total = await readAll();
-        if (total >= minBytes || Date.now() >= deadline) break;
+        if (total >= minBytes || total >= req.maxBytes || Date.now() >= deadline) break;
+        if (slot.out.errorCode === 0) wait(slot);
       }
     } finally {
       ac.abort();
