@@ -24,7 +24,7 @@ const OUT_DIR = join(here, '../src/kafka/messages');
 export const APIS = [
   { name: 'Produce', min: 3, max: 11 },
   { name: 'Fetch', min: 4, max: 13 },
-  { name: 'ListOffsets', min: 1, max: 8 },
+  { name: 'ListOffsets', min: 0, max: 8 },
   { name: 'Metadata', min: 0, max: 12 },
   { name: 'OffsetCommit', min: 0, max: 9 },
   { name: 'OffsetFetch', min: 0, max: 9 },

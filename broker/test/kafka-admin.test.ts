@@ -152,9 +152,23 @@ test('codecs of the admin APIs: bytes from the spec and round trips', () => {
   const lo = {
     replicaId: -1,
     isolationLevel: 0,
-    topics: [{ name: 't', partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -4n }] }],
+    topics: [{ name: 't', partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -4n, maxNumOffsets: 1 }] }],
   };
   assert.deepEqual(decode(api(2), 8, 'request', encode(api(2), 8, 'request', lo)), lo);
+  // ListOffsets v0: replica_id [topic [partition timestamp max_num_offsets]] → [topic [partition error_code [offsets]]]
+  const lo0 = { replicaId: -1, topics: [{ name: 't', partitions: [{ partitionIndex: 2, timestamp: -1n, maxNumOffsets: 3 }] }] };
+  const lo0Hex = 'ffffffff' + '00000001' + '000174' + '00000001' + '00000002' + 'ffffffffffffffff' + '00000003';
+  assert.equal(encode(api(2), 0, 'request', lo0).toString('hex'), lo0Hex);
+  assert.deepEqual(decode(api(2), 0, 'request', Buffer.from(lo0Hex, 'hex')), {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [{ name: 't', partitions: [{ partitionIndex: 2, currentLeaderEpoch: -1, timestamp: -1n, maxNumOffsets: 3 }] }],
+  });
+  const lr0 = { topics: [{ name: 't', partitions: [{ partitionIndex: 2, errorCode: 0, oldStyleOffsets: [7n] }] }] };
+  assert.equal(
+    encode(api(2), 0, 'response', lr0).toString('hex'),
+    '00000001' + '000174' + '00000001' + '00000002' + '0000' + '00000001' + '0000000000000007',
+  );
 });
 
 test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t) => {
@@ -179,7 +193,7 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
       return e === undefined ? undefined : [e.minVersion, e.maxVersion];
     };
     assert.deepEqual(range(0), [3, 11]);
-    assert.deepEqual(range(2), [1, 8]);
+    assert.deepEqual(range(2), [0, 8]);
     assert.deepEqual(range(21), [0, 2]);
     assert.deepEqual(range(33), [0, 2]);
     assert.deepEqual(range(37), [0, 3]);
@@ -561,7 +575,7 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
     assert.equal(od2.errorCode, KafkaError.GROUP_ID_NOT_FOUND);
   });
 
-  await t.test('ListOffsets v8: -3 finds the record with the largest timestamp, -4 the earliest local offset', async () => {
+  await t.test('ListOffsets: v8 -3 (largest timestamp) and -4 (earliest local); by timestamp answered with the timestamp of the record found; v0 offset lists', async () => {
     await admin.createTopics({ topics: [{ topic: 'adm-ts', numPartitions: 1 }] });
     const base = Date.now() - 10_000;
     await producer.send({ topic: 'adm-ts', messages: [{ value: 'a', timestamp: String(base) }] });
@@ -591,6 +605,55 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
     const [max, local] = r.topics[0]!.partitions;
     assert.deepEqual([max!.errorCode, max!.offset, max!.timestamp], [0, 1n, BigInt(base + 500)]);
     assert.deepEqual([local!.errorCode, local!.offset], [0, 1n]);
+
+    // by timestamp: the first record at or after it, with that record's own timestamp
+    const byTs = await call<{ topics: { partitions: { errorCode: number; offset: bigint; timestamp: bigint }[] }[] }>(raw, api(2), 5, {
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [
+        {
+          name: 'adm-ts',
+          partitions: [
+            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 150) },
+            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 600) },
+          ],
+        },
+      ],
+    });
+    const [hit, none] = byTs.topics[0]!.partitions;
+    assert.deepEqual([hit!.errorCode, hit!.offset, hit!.timestamp], [0, 1n, BigInt(base + 500)]);
+    assert.deepEqual([none!.errorCode, none!.offset, none!.timestamp], [0, -1n, -1n]);
+
+    // v0 (old clients): a list of at most maxNumOffsets offsets
+    const v0 = await call<{ topics: { partitions: { errorCode: number; oldStyleOffsets: bigint[] }[] }[] }>(raw, api(2), 0, {
+      replicaId: -1,
+      topics: [
+        {
+          name: 'adm-ts',
+          partitions: [
+            { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 },
+            { partitionIndex: 0, timestamp: -2n, maxNumOffsets: 10 },
+            { partitionIndex: 0, timestamp: BigInt(base + 150), maxNumOffsets: 1 },
+            { partitionIndex: 0, timestamp: BigInt(base + 600), maxNumOffsets: 1 },
+            { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 0 },
+            { partitionIndex: 7, timestamp: -1n, maxNumOffsets: 1 },
+          ],
+        },
+        { name: 'adm-none', partitions: [{ partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 }] },
+      ],
+    });
+    assert.deepEqual(
+      v0.topics.flatMap((t) => t.partitions.map((p) => [p.errorCode, p.oldStyleOffsets])),
+      [
+        [0, [4n]],
+        [0, [1n]],
+        [0, [1n]],
+        [0, [4n]],
+        [0, []],
+        [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
+        [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
+      ],
+    );
   });
 
   await t.test(

@@ -169,12 +169,23 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
   return resp;
 }
 
-/** ListOffsets v1–8: −1 latest, −2 earliest, −3 the record with the largest timestamp, −4 earliest local (= earliest), else by timestamp. */
+/** ListOffsets v0–8: −1 latest, −2 earliest, −3 the record with the largest timestamp, −4 earliest local (= earliest), else by timestamp. */
 /** ListOffsets special timestamps: latest, earliest, max timestamp (v7+, KIP-734), earliest local (v8+, KIP-405). */
 const LATEST = -1n;
 const EARLIEST = -2n;
 const MAX_TIMESTAMP = -3n;
 const EARLIEST_LOCAL = -4n;
+
+/** The timestamp of the record at `offset` (Kafka answers a timestamp lookup with the found record's own). */
+async function recordTimestampAt(ctx: KafkaContext, shard: string, offset: bigint): Promise<bigint | undefined> {
+  const r = await ctx.journal.read(shard, offset, { maxBytes: 1 });
+  try {
+    const hit = decodeAllRecords(r.data).find((x) => x.offset === offset);
+    return hit === undefined ? undefined : BigInt(hit.timestamp);
+  } finally {
+    r.release?.();
+  }
+}
 
 /**
  * The first record with the largest timestamp in the partition (KIP-734). The journal keeps no
@@ -205,13 +216,45 @@ async function maxTimestampRecord(ctx: KafkaContext, shard: string): Promise<{ o
   return hit === undefined ? undefined : { offset: hit.offset, timestamp: BigInt(top) };
 }
 
-export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsRequest, _info: RequestInfo): Promise<ListOffsetsResponse> {
-  const topics: ListOffsetsTopicResponse[] = [];
+/** What ListOffsets found for one partition; `latest` is filled when a timestamp found nothing. */
+interface FoundOffset {
+  partitionIndex: number;
+  errorCode: number;
+  timestamp: bigint;
+  offset: bigint;
+  leaderEpoch: number;
+  latest?: bigint;
+}
+
+export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsRequest, info: RequestInfo): Promise<ListOffsetsResponse> {
+  const found = await listOffsets(ctx, req);
+  const topics: ListOffsetsTopicResponse[] = found.map((t, ti) => ({
+    name: t.name,
+    partitions: t.partitions.map(({ latest, ...p }, pi) => {
+      if (info.apiVersion > 0) return p;
+      // v0 answers a list of at most maxNumOffsets offsets: the one found (for a timestamp with
+      // no record at or after it, the high watermark, where a v0 client then starts)
+      const max = req.topics[ti]!.partitions[pi]!.maxNumOffsets ?? 1;
+      const offset = p.offset >= 0n ? p.offset : (latest ?? -1n);
+      return { ...p, oldStyleOffsets: p.errorCode === 0 && max > 0 && offset >= 0n ? [offset] : [] };
+    }),
+  }));
+  return { throttleTimeMs: 0, topics };
+}
+
+async function listOffsets(ctx: KafkaContext, req: ListOffsetsRequest): Promise<{ name: string; partitions: FoundOffset[] }[]> {
+  const topics: { name: string; partitions: FoundOffset[] }[] = [];
   for (const t of req.topics) {
     const s = ctx.streams.get(t.name);
     const partitions = await Promise.all(
       t.partitions.map(async (p) => {
-        const out = { partitionIndex: p.partitionIndex, errorCode: 0, timestamp: -1n, offset: -1n, leaderEpoch: 0 };
+        const out: FoundOffset = {
+          partitionIndex: p.partitionIndex,
+          errorCode: 0,
+          timestamp: -1n,
+          offset: -1n,
+          leaderEpoch: 0,
+        };
         try {
           if (s === undefined) {
             out.errorCode = KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
@@ -232,8 +275,8 @@ export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsReque
             const o = await ctx.journal.offsetForTimestamp(shard, Number(p.timestamp));
             if (o !== null) {
               out.offset = o;
-              out.timestamp = p.timestamp;
-            }
+              out.timestamp = (await recordTimestampAt(ctx, shard, o)) ?? p.timestamp;
+            } else out.latest = await ctx.journal.latestOffset(shard);
           }
         } catch (err) {
           out.errorCode = kafkaErrorOf(err);
@@ -243,5 +286,5 @@ export async function handleListOffsets(ctx: KafkaContext, req: ListOffsetsReque
     );
     topics.push({ name: t.name, partitions });
   }
-  return { throttleTimeMs: 0, topics };
+  return topics;
 }

@@ -23,6 +23,7 @@ export function decodeListOffsetsPartition(r: Reader): ListOffsetsPartition {
     partitionIndex: r.int32(),
     timestamp: r.int64(),
     currentLeaderEpoch: -1,
+    maxNumOffsets: 1,
   };
   return m;
 }
@@ -65,6 +66,7 @@ export function decodeListOffsetsPartitionResponse(r: Reader): ListOffsetsPartit
     errorCode: r.int16(),
     timestamp: r.int64(),
     offset: r.int64(),
+    oldStyleOffsets: [],
     leaderEpoch: -1,
   };
   return m;

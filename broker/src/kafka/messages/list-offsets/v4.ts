@@ -23,6 +23,7 @@ export function decodeListOffsetsPartition(r: Reader): ListOffsetsPartition {
     partitionIndex: r.int32(),
     currentLeaderEpoch: r.int32(),
     timestamp: r.int64(),
+    maxNumOffsets: 1,
   };
   return m;
 }
@@ -68,6 +69,7 @@ export function decodeListOffsetsPartitionResponse(r: Reader): ListOffsetsPartit
     timestamp: r.int64(),
     offset: r.int64(),
     leaderEpoch: r.int32(),
+    oldStyleOffsets: [],
   };
   return m;
 }
