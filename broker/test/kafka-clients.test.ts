@@ -272,7 +272,7 @@ test('MQTT in / Kafka out and Kafka in / MQTT out over one journal', async (t) =
   const received = collect(sub);
   const producer = kafka.producer();
   await producer.connect();
-  await producer.send({ topic: 'commands', messages: [{ key: 'dev1', value: 'on', headers: { by: 'ops' } }] });
+  await producer.send({ topic: 'commands', messages: [{ key: 'dev1', value: 'on', headers: { by: 'ops', 'content-type': 'text/plain' } }] });
   await producer.send({ topic: 'commands', compression: CompressionTypes.GZIP, messages: [{ key: 'dev2', value: 'off' }] });
   if (hasKcat) {
     for (const codec of ['snappy', 'lz4', 'zstd']) {
@@ -292,6 +292,8 @@ test('MQTT in / Kafka out and Kafka in / MQTT out over one journal', async (t) =
   );
   assert.equal(received[0]!.payload.toString(), 'on');
   assert.deepEqual({ ...received[0]!.packet.properties?.userProperties }, { by: 'ops' });
+  assert.equal(received[0]!.packet.properties?.contentType, 'text/plain', 'the content-type header is the MQTT Content Type, as on the way in');
+  assert.equal(received[1]!.packet.properties?.contentType, undefined);
   if (hasKcat) assert.equal(received[4]!.payload.toString(), `x${'y'.repeat(200)}`);
   await consumer.disconnect();
   await producer.disconnect();

@@ -131,6 +131,25 @@ test('produce: a bad CRC is CORRUPT_MESSAGE and nothing is stored; acks=0 gets n
   assert.deepEqual(oor.responses[0]!.partitions[0]!.records, Buffer.alloc(0));
 });
 
+test('acks=0: a refused produce closes the connection (there is no response to carry the error); nothing is stored', async (t) => {
+  const b = await startKafkaBroker(t);
+  const c = await RawKafka.connect(t, b.kafkaPort);
+  const good = encodeRecordBatch([{ value: Buffer.from('ok') }]);
+  const bad = Buffer.from(good);
+  bad[bad.length - 1]! ^= 0xff;
+  await call<ProduceResp>(c, PRODUCE, 9, produceBody('acks0', good), 1);
+  c.send(encodeRequestFrame(PRODUCE, 9, 2, 'raw-test', produceBody('acks0', bad, 0)));
+  assert.equal(await c.next(), undefined, 'the connection is closed, no frame is sent');
+  assert.ok(c.closed);
+  // the broker and other connections are fine; only the good record is stored
+  const d = await RawKafka.connect(t, b.kafkaPort);
+  const r = await call<ProduceResp>(d, PRODUCE, 9, produceBody('acks0', good), 3);
+  assert.deepEqual([r.responses[0]!.partitionResponses[0]!.errorCode, r.responses[0]!.partitionResponses[0]!.baseOffset], [0, 1n]);
+  // acks=0 to a topic that cannot exist (auto-creation refuses the name) closes the connection too
+  d.send(encodeRequestFrame(PRODUCE, 9, 4, 'raw-test', produceBody('bad topic!', good, 0)));
+  assert.equal(await d.next(), undefined);
+});
+
 test('fetch minBytes: with some data there the request stays parked until minBytes arrived or maxWaitMs passed', async (t) => {
   const b = await startKafkaBroker(t);
   const c = await RawKafka.connect(t, b.kafkaPort);

@@ -13,7 +13,7 @@ import { checkTopicName as checkStreamName, type StreamRecord, type StreamRegist
  *   order, plus `content-type` when the PUBLISH had one; partition = murmur2(key) like Kafka's
  *   default partitioner. A QoS 1/2 PUBLISH is acknowledged once the record is in the journal.
  * - `out`: every record produced over Kafka to `stream` is published to MQTT subscribers on
- *   `topicPrefix + key` (QoS 1, headers → user properties; a null key publishes on the prefix
+ *   `topicPrefix + key` (QoS 1, headers → user properties, `content-type` → Content Type; a null key publishes on the prefix
  *   without its trailing `/`, or on the stream name when there is no prefix).
  */
 export interface BindingRecord {
@@ -27,6 +27,8 @@ export interface BindingRecord {
 }
 
 export const BINDINGS_PREFIX = '/bindings/';
+/** The record header that carries the MQTT 5 Content Type, both ways. */
+const CONTENT_TYPE_HEADER = 'content-type';
 /** Publisher id of messages bridged from Kafka (they are never bridged back). */
 export const KAFKA_PUBLISHER = '$kafka';
 
@@ -243,7 +245,7 @@ export class BindingManager {
     const headers: RecordHeader[] = [];
     for (const [k, v] of m.properties?.userProperties ?? []) headers.push({ key: k, value: Buffer.from(v, 'utf8') });
     if (m.properties?.contentType !== undefined)
-      headers.push({ key: 'content-type', value: Buffer.from(m.properties.contentType, 'utf8') });
+      headers.push({ key: CONTENT_TYPE_HEADER, value: Buffer.from(m.properties.contentType, 'utf8') });
     const shard = await streams.shardOf(s, partitionForKey(key, s.partitions));
     return new Promise<void>((resolve, reject) => {
       let q = this.#queues.get(shard);
@@ -292,7 +294,19 @@ export class BindingManager {
         this.#o.log.debug({ stream: b.stream, topic }, 'record key is not a valid mqtt topic; not bridged');
         continue;
       }
-      const userProperties: [string, string][] = r.headers.map((h) => [h.key, h.value === null ? '' : h.value.toString('utf8')]);
+      // the inverse of the `in` direction: the first `content-type` header is the MQTT Content
+      // Type, every other header a user property, in order
+      const userProperties: [string, string][] = [];
+      let contentType: string | undefined;
+      for (const h of r.headers) {
+        const value = h.value === null ? '' : h.value.toString('utf8');
+        if (contentType === undefined && h.key === CONTENT_TYPE_HEADER) contentType = value;
+        else userProperties.push([h.key, value]);
+      }
+      const properties: Message['properties'] = {
+        ...(userProperties.length > 0 ? { userProperties } : {}),
+        ...(contentType !== undefined ? { contentType } : {}),
+      };
       const m: Message = {
         topic,
         payload: r.value ?? Buffer.alloc(0),
@@ -300,7 +314,7 @@ export class BindingManager {
         retain: false,
         receivedAt: Date.now(),
         publisherId: KAFKA_PUBLISHER,
-        ...(userProperties.length > 0 ? { properties: { userProperties } } : {}),
+        ...(userProperties.length > 0 || contentType !== undefined ? { properties } : {}),
       };
       this.#o.publish(m);
     }

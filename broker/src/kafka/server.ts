@@ -18,7 +18,7 @@ import { Framer } from './framing.js';
 import { API_KEY_API_VERSIONS, apiFor, decodeRequestHeader, encodeResponseFrame, type ApiCodec } from './protocol.js';
 import { API_BY_KEY } from './messages/index.js';
 import type { ProduceRequest } from './messages/produce/index.js';
-import { KafkaError } from './errors.js';
+import { KafkaApiError, KafkaError } from './errors.js';
 import {
   apiVersionsBody,
   handleApiVersions,
@@ -400,7 +400,9 @@ export class KafkaServer {
         (err: unknown) => {
           onIssued();
           this.#countRequest(api.name, version, 'closed');
-          log.warn({ err, api: api.name, version }, 'kafka request failed; closing');
+          // a KafkaApiError is the client's (acks=0 produce refused): not a server problem
+          if (err instanceof KafkaApiError) log.info({ err: err.message, api: api.name, version }, 'kafka request failed; closing');
+          else log.warn({ err, api: api.name, version }, 'kafka request failed; closing');
           throw err;
         },
       );

@@ -170,7 +170,19 @@ export async function produce(
     responses.push(...(await Promise.all(work)));
   }
   if (unissued > 0) issued(); // transactional or bad acks: nothing was appended
-  if (req.acks === 0) return undefined;
+  if (req.acks === 0) {
+    // No response to carry the error: Kafka closes the connection instead, so the producer
+    // notices (it reconnects and refreshes its metadata) rather than losing records silently.
+    const failed = responses.flatMap((t) => t.partitionResponses.filter((p) => p.errorCode !== 0).map((p) => ({ topic: t.name, ...p })));
+    if (failed.length > 0) {
+      const f = failed[0]!;
+      throw new KafkaApiError(
+        f.errorCode as KafkaError,
+        `acks=0 produce failed for ${failed.length} partition(s), first ${f.topic}-${f.index}: error ${f.errorCode}; closing the connection`,
+      );
+    }
+    return undefined;
+  }
   return { responses, throttleTimeMs: 0 };
 
   async function produceTopic(t: ProduceRequest['topicData'][number], tellTopic: () => void): Promise<TopicProduceResponse> {
