@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collect, connectClient, randomId, rawConnect, rawConnectPacket, RawClient, sleep, startBroker, waitFor } from './helpers.js';
+import mqttPacket from 'mqtt-packet';
 
 test('malformed input closes only that connection', async (t) => {
   const { url, port, broker } = await startBroker(t, { mqtt: { sysIntervalMs: 0 } });
@@ -95,3 +96,51 @@ test('a client that does not read is disconnected after the drain timeout', asyn
   assert.ok(i > 0);
   // memory stayed bounded: nothing more than the socket buffer limit was queued for it
 });
+
+test('5.0: a malformed CONNECT or a protocol error in it gets CONNACK with the reason code and a reason string, then the close', async (t) => {
+  const { port } = await startBroker(t, { mqtt: { sysIntervalMs: 0 } });
+  /** A 5.0 CONNECT: properties and payload bytes given raw. */
+  const connect5 = (flags: number, props: number[], payload: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from([0, 4]), Buffer.from('MQTT'), Buffer.from([5, flags, 0, 60, props.length, ...props]), payload]);
+    return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+  };
+  const str = (s: Buffer | string): Buffer => {
+    const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
+    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+  };
+  const cases: Array<[string, Buffer, number, RegExp]> = [
+    ['receive maximum 0', connect5(0x02, [0x21, 0, 0], str('c1')), 0x82, /receive maximum 0/],
+    ['maximum packet size 0', connect5(0x02, [0x27, 0, 0, 0, 0], str('c2')), 0x82, /maximum packet size 0/],
+    ['ill-formed UTF-8 client id', connect5(0x02, [], str(Buffer.from([0x63, 0xc3, 0x28]))), 0x81, /UTF-8/],
+    ['will QoS 3', connect5(0x02 | 0x04 | 0x18, [], Buffer.concat([str('c4'), Buffer.from([0]), str('w'), str('x')])), 0x81, /./],
+    ['reserved flag set', connect5(0x03, [], str('c5')), 0x81, /./],
+    ['property length beyond the packet', connect5(0x02, [0x11, 0, 0], Buffer.alloc(0)), 0x81, /./],
+  ];
+  for (const [name, bytes, code, why] of cases) {
+    await t.test(name, async (t) => {
+      const r = await rawConnect(t, port);
+      r.sock.write(bytes);
+      await waitFor(() => r.closed(), 2000, 'close');
+      const data = r.data();
+      assert.equal(data[0], 0x20, `a CONNACK first, got ${data.toString('hex')}`);
+      const [connack] = parseAll(data, 5);
+      assert.equal((connack as { reasonCode?: number }).reasonCode, code);
+      assert.match((connack as { properties?: { reasonString?: string } }).properties?.reasonString ?? '', why);
+    });
+  }
+  await t.test('3.1.1: a malformed CONNECT is closed without a CONNACK (3.1.1 has no code for it)', async (t) => {
+    const r = await rawConnect(t, port);
+    const body = Buffer.concat([Buffer.from([0, 4]), Buffer.from('MQTT'), Buffer.from([4, 0x03, 0, 60]), str('c6')]);
+    r.sock.write(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+    await waitFor(() => r.closed(), 2000, 'close');
+    assert.equal(r.data().length, 0);
+  });
+});
+
+function parseAll(bytes: Buffer, protocolVersion: number): mqttPacket.Packet[] {
+  const out: mqttPacket.Packet[] = [];
+  const p = mqttPacket.parser({ protocolVersion });
+  p.on('packet', (x: mqttPacket.Packet) => out.push(x));
+  p.parse(bytes);
+  return out;
+}

@@ -56,6 +56,29 @@ function refuse(conn: Connection, reasonCode: number, why: string): void {
   conn.close();
 }
 
+/** Decodes a CONNECT of a known protocol level and checks what the decoder leaves to us. */
+function decodeCheckedConnect(conn: Connection, f: Frame, level: number): IConnectPacket {
+  const p = decodeConnectV3(f) ?? (PacketDecoder.forVersion(level).decode(f) as IConnectPacket);
+  const v5 = level === 5;
+  const props = p.properties;
+  if (v5 && props?.requestProblemInformation === false) conn.requestProblemInformation = false;
+
+  // 3.1.1: a password requires a username [MQTT-3.1.2-22]
+  if (!v5 && p.password !== undefined && p.username === undefined)
+    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'password without username');
+  if (p.will !== undefined && (p.will.qos as number) > 2) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'will QoS 3');
+  if (!isCleanString(p.clientId) || (p.username !== undefined && !isCleanString(p.username))) {
+    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'ill-formed UTF-8 in CONNECT');
+  }
+  if (v5) {
+    // mqtt-packet turns bad bytes in property strings into U+FFFD: those are checked on the raw bytes
+    checkConnectPropertyStrings(f);
+    if (props?.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'receive maximum 0');
+    if (props?.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'maximum packet size 0');
+  }
+  return p;
+}
+
 /**
  * CONNECT (spec §3.1): validates protocol name and level, flags, client identifier, will and
  * properties; opens, resumes or takes over the session; answers CONNACK.
@@ -78,24 +101,20 @@ export function handleConnect(conn: Connection, f: Frame): void {
     return;
   }
   conn.protocolVersion = proto.level;
-  const p = decodeConnectV3(f) ?? (PacketDecoder.forVersion(proto.level).decode(f) as IConnectPacket);
   const v5 = proto.level === 5;
+  let p: IConnectPacket;
+  try {
+    p = decodeCheckedConnect(conn, f, proto.level);
+  } catch (err) {
+    // 5.0: a malformed CONNECT or a protocol error in it is answered with a CONNACK carrying
+    // the reason code (0x81, 0x82) and what was wrong, then the connection closes [MQTT-4.13.1-1]
+    if (v5 && err instanceof MqttProtocolError) {
+      refuse(conn, err.reasonCode, err.message);
+      return;
+    }
+    throw err;
+  }
   const props = p.properties;
-  if (v5 && props?.requestProblemInformation === false) conn.requestProblemInformation = false;
-
-  // 3.1.1: a password requires a username [MQTT-3.1.2-22]
-  if (!v5 && p.password !== undefined && p.username === undefined)
-    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'password without username');
-  if (p.will !== undefined && (p.will.qos as number) > 2) throw new MqttProtocolError(ReasonCode.MalformedPacket, 'will QoS 3');
-  if (!isCleanString(p.clientId) || (p.username !== undefined && !isCleanString(p.username))) {
-    throw new MqttProtocolError(ReasonCode.MalformedPacket, 'ill-formed UTF-8 in CONNECT');
-  }
-  if (v5) {
-    // mqtt-packet turns bad bytes in property strings into U+FFFD: those are checked on the raw bytes
-    checkConnectPropertyStrings(f);
-    if (props?.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'receive maximum 0');
-    if (props?.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'maximum packet size 0');
-  }
 
   let clientId = p.clientId;
   conn.clientId = clientId;
