@@ -139,3 +139,23 @@ import mqtt from 'mqtt';
 function mqttConnect5(url: string, clientId: string): mqtt.MqttClient {
   return mqtt.connect(url, { clientId, protocolVersion: 5, clean: false, reconnectPeriod: 0, properties: { sessionExpiryInterval: 10 } });
 }
+
+test('queue limit with drop-new keeps the oldest messages, refuses the newer ones and counts drops', async (t) => {
+  const { url, broker } = await startBroker(t, { mqtt: { sysIntervalMs: 0, maxQueuedMessages: 5, queueDropPolicy: 'drop-new' } });
+  const clientId = randomId();
+  const s1 = await connectClient(t, url, { clientId, clean: false });
+  await s1.subscribeAsync('limn/#', { qos: 1 });
+  await new Promise<void>((r) => s1.end(false, {}, () => r()));
+  const pub = await connectClient(t, url);
+  for (let i = 0; i < 8; i++) await pub.publishAsync('limn/a', String(i), { qos: 1 });
+  const s2 = await connectClient(t, url, { clientId, clean: false });
+  const got = collect(s2);
+  await waitFor(() => got.length === 5);
+  await sleep(100);
+  assert.deepEqual(
+    got.map((m) => String(m.payload)),
+    ['0', '1', '2', '3', '4'],
+  );
+  const dropped = await broker.mqtt.metrics.messagesDropped.get();
+  assert.ok(dropped.values.some((v) => v.labels.reason === 'queue_full' && v.value === 3), JSON.stringify(dropped.values));
+});

@@ -591,7 +591,10 @@ export class Connection {
     if (this.closed) return;
     if (reasonCode !== undefined && this.connected && this.isV5) {
       const properties = reasonString !== undefined && this.requestProblemInformation ? { reasonString } : undefined;
-      this.write(encodePacket({ cmd: 'disconnect', reasonCode, ...(properties ? { properties } : {}) }, 5));
+      let bytes = encodePacket({ cmd: 'disconnect', reasonCode, ...(properties ? { properties } : {}) }, 5);
+      // the reason string goes only if it fits the client's Maximum Packet Size [MQTT-3.14.2-3]
+      if (bytes.length > this.clientMaxPacketSize) bytes = encodePacket({ cmd: 'disconnect', reasonCode }, 5);
+      this.write(bytes);
     }
     if (reasonCode !== undefined) this.engine.countDisconnect(reasonName(reasonCode));
     this.closed = true;

@@ -45,7 +45,13 @@ function sendConnack(conn: Connection, reasonCode: number, sessionPresent: boole
     return;
   }
   const p: IConnackPacket = { cmd: 'connack', sessionPresent, reasonCode, ...(properties !== undefined ? { properties } : {}) };
-  conn.write(encodePacket(p, 5));
+  let bytes = encodePacket(p, 5);
+  // the reason string goes only if it fits the client's Maximum Packet Size [MQTT-3.2.2-19]
+  if (bytes.length > conn.clientMaxPacketSize && properties?.reasonString !== undefined) {
+    const { reasonString: _dropped, ...rest } = properties;
+    bytes = encodePacket({ ...p, properties: rest }, 5);
+  }
+  conn.write(bytes);
 }
 
 /** Refuses the CONNECT: CONNACK with the reason, then the connection closes [MQTT-3.2.2-6] [MQTT-3.2.2-7]. */
@@ -75,6 +81,8 @@ function decodeCheckedConnect(conn: Connection, f: Frame, level: number): IConne
     checkConnectPropertyStrings(f);
     if (props?.receiveMaximum === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'receive maximum 0');
     if (props?.maximumPacketSize === 0) throw new MqttProtocolError(ReasonCode.ProtocolError, 'maximum packet size 0');
+    // known from here on, so that even a refusing CONNACK respects it
+    if (props?.maximumPacketSize !== undefined) conn.clientMaxPacketSize = props.maximumPacketSize;
   }
   return p;
 }
@@ -217,7 +225,6 @@ export function handleConnect(conn: Connection, f: Frame): void {
   conn.keepAliveSec = keepAlive;
   if (v5) {
     conn.outboundWindow = Math.min(props?.receiveMaximum ?? 65535, c.maxInflightMessages);
-    if (props?.maximumPacketSize !== undefined) conn.clientMaxPacketSize = props.maximumPacketSize;
     conn.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;
   }
   conn.decoderVersion = proto.level;
