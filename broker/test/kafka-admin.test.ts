@@ -236,59 +236,71 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
     assert.match(r.results[0]!.errorMessage ?? '', /currently has 3 partitions/);
   });
 
-  await t.test('CreateTopics replication factor: 1 and -1 are created; 0, -2 and 3 are INVALID_REPLICATION_FACTOR (38); assignments are checked', async () => {
-    const topic = (name: string, replicationFactor: number, assignments: { partitionIndex: number; brokerIds: number[] }[] = []) => ({
-      name,
-      numPartitions: assignments.length > 0 ? -1 : 1,
-      replicationFactor,
-      assignments,
-      configs: [],
-    });
-    const r = await call<{ topics: { name: string; errorCode: number; errorMessage: string | null; replicationFactor?: number }[] }>(
-      raw,
-      api(19),
-      7,
-      {
-        topics: [
-          topic('rf-one', 1),
-          topic('rf-default', -1),
-          topic('rf-zero', 0),
-          topic('rf-neg', -2),
-          topic('rf-three', 3),
-          topic('rf-assign', -1, [{ partitionIndex: 1, brokerIds: [1] }, { partitionIndex: 0, brokerIds: [1] }]),
-          topic('rf-assign-two', -1, [{ partitionIndex: 0, brokerIds: [1, 2] }]),
-          topic('rf-assign-gap', -1, [{ partitionIndex: 0, brokerIds: [1] }, { partitionIndex: 2, brokerIds: [1] }]),
-          topic('rf-assign-both', 1, [{ partitionIndex: 0, brokerIds: [1] }]),
+  await t.test(
+    'CreateTopics replication factor: 1 and -1 are created; 0, -2 and 3 are INVALID_REPLICATION_FACTOR (38); assignments are checked',
+    async () => {
+      const topic = (name: string, replicationFactor: number, assignments: { partitionIndex: number; brokerIds: number[] }[] = []) => ({
+        name,
+        numPartitions: assignments.length > 0 ? -1 : 1,
+        replicationFactor,
+        assignments,
+        configs: [],
+      });
+      const r = await call<{ topics: { name: string; errorCode: number; errorMessage: string | null; replicationFactor?: number }[] }>(
+        raw,
+        api(19),
+        7,
+        {
+          topics: [
+            topic('rf-one', 1),
+            topic('rf-default', -1),
+            topic('rf-zero', 0),
+            topic('rf-neg', -2),
+            topic('rf-three', 3),
+            topic('rf-assign', -1, [
+              { partitionIndex: 1, brokerIds: [1] },
+              { partitionIndex: 0, brokerIds: [1] },
+            ]),
+            topic('rf-assign-two', -1, [{ partitionIndex: 0, brokerIds: [1, 2] }]),
+            topic('rf-assign-gap', -1, [
+              { partitionIndex: 0, brokerIds: [1] },
+              { partitionIndex: 2, brokerIds: [1] },
+            ]),
+            topic('rf-assign-both', 1, [{ partitionIndex: 0, brokerIds: [1] }]),
+          ],
+          timeoutMs: 5000,
+          validateOnly: false,
+        },
+      );
+      assert.deepEqual(
+        r.topics.map((x) => [x.name, x.errorCode]),
+        [
+          ['rf-one', 0],
+          ['rf-default', 0],
+          ['rf-zero', KafkaError.INVALID_REPLICATION_FACTOR],
+          ['rf-neg', KafkaError.INVALID_REPLICATION_FACTOR],
+          ['rf-three', KafkaError.INVALID_REPLICATION_FACTOR],
+          ['rf-assign', 0],
+          ['rf-assign-two', KafkaError.INVALID_REPLICATION_FACTOR],
+          ['rf-assign-gap', KafkaError.INVALID_REPLICA_ASSIGNMENT],
+          ['rf-assign-both', KafkaError.INVALID_REQUEST],
         ],
-        timeoutMs: 5000,
-        validateOnly: false,
-      },
-    );
-    assert.deepEqual(
-      r.topics.map((x) => [x.name, x.errorCode]),
-      [
-        ['rf-one', 0],
-        ['rf-default', 0],
-        ['rf-zero', KafkaError.INVALID_REPLICATION_FACTOR],
-        ['rf-neg', KafkaError.INVALID_REPLICATION_FACTOR],
-        ['rf-three', KafkaError.INVALID_REPLICATION_FACTOR],
-        ['rf-assign', 0],
-        ['rf-assign-two', KafkaError.INVALID_REPLICATION_FACTOR],
-        ['rf-assign-gap', KafkaError.INVALID_REPLICA_ASSIGNMENT],
-        ['rf-assign-both', KafkaError.INVALID_REQUEST],
-      ],
-    );
-    assert.equal(r.topics[1]!.replicationFactor, 1);
-    assert.match(r.topics[4]!.errorMessage ?? '', /Unable to replicate the partition 3 time/);
-    // refused topics were not created; kafkajs surfaces the error type
-    const md = await admin.fetchTopicMetadata({ topics: ['rf-one', 'rf-assign'] });
-    assert.deepEqual(Object.fromEntries(md.topics.map((x) => [x.name, x.partitions.length])), { 'rf-one': 1, 'rf-assign': 2 });
-    assert.equal((await admin.listTopics()).includes('rf-three'), false);
-    await assert.rejects(admin.createTopics({ topics: [{ topic: 'rf-kjs', replicationFactor: 3 }] }), (err: Error & { errors?: { type?: string }[] }) => {
-      assert.equal(err.errors?.[0]?.type, 'INVALID_REPLICATION_FACTOR', err.message);
-      return true;
-    });
-  });
+      );
+      assert.equal(r.topics[1]!.replicationFactor, 1);
+      assert.match(r.topics[4]!.errorMessage ?? '', /Unable to replicate the partition 3 time/);
+      // refused topics were not created; kafkajs surfaces the error type
+      const md = await admin.fetchTopicMetadata({ topics: ['rf-one', 'rf-assign'] });
+      assert.deepEqual(Object.fromEntries(md.topics.map((x) => [x.name, x.partitions.length])), { 'rf-one': 1, 'rf-assign': 2 });
+      assert.equal((await admin.listTopics()).includes('rf-three'), false);
+      await assert.rejects(
+        admin.createTopics({ topics: [{ topic: 'rf-kjs', replicationFactor: 3 }] }),
+        (err: Error & { errors?: { type?: string }[] }) => {
+          assert.equal(err.errors?.[0]?.type, 'INVALID_REPLICATION_FACTOR', err.message);
+          return true;
+        },
+      );
+    },
+  );
 
   await t.test('DeleteRecords (kafkajs): moves the low watermark, -1 = high watermark; beyond it OFFSET_OUT_OF_RANGE', async () => {
     await admin.createTopics({ topics: [{ topic: 'adm-del', numPartitions: 1 }] });
@@ -575,86 +587,89 @@ test('Kafka admin APIs over the wire: kafkajs, confluent-kafka, kcat', async (t)
     assert.equal(od2.errorCode, KafkaError.GROUP_ID_NOT_FOUND);
   });
 
-  await t.test('ListOffsets: v8 -3 (largest timestamp) and -4 (earliest local); by timestamp answered with the timestamp of the record found; v0 offset lists', async () => {
-    await admin.createTopics({ topics: [{ topic: 'adm-ts', numPartitions: 1 }] });
-    const base = Date.now() - 10_000;
-    await producer.send({ topic: 'adm-ts', messages: [{ value: 'a', timestamp: String(base) }] });
-    await producer.send({
-      topic: 'adm-ts',
-      messages: [
-        { value: 'b', timestamp: String(base + 500) },
-        { value: 'c', timestamp: String(base + 100) },
-      ],
-    });
-    await producer.send({ topic: 'adm-ts', messages: [{ value: 'd', timestamp: String(base + 200) }] });
-    await admin.fetchTopicMetadata({ topics: ['adm-ts'] });
-    await admin.deleteTopicRecords({ topic: 'adm-ts', partitions: [{ partition: 0, offset: '1' }] });
-    const r = await call<{ topics: { partitions: { errorCode: number; offset: bigint; timestamp: bigint }[] }[] }>(raw, api(2), 8, {
-      replicaId: -1,
-      isolationLevel: 0,
-      topics: [
-        {
-          name: 'adm-ts',
-          partitions: [
-            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -3n },
-            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -4n },
-          ],
-        },
-      ],
-    });
-    const [max, local] = r.topics[0]!.partitions;
-    assert.deepEqual([max!.errorCode, max!.offset, max!.timestamp], [0, 1n, BigInt(base + 500)]);
-    assert.deepEqual([local!.errorCode, local!.offset], [0, 1n]);
+  await t.test(
+    'ListOffsets: v8 -3 (largest timestamp) and -4 (earliest local); by timestamp answered with the timestamp of the record found; v0 offset lists',
+    async () => {
+      await admin.createTopics({ topics: [{ topic: 'adm-ts', numPartitions: 1 }] });
+      const base = Date.now() - 10_000;
+      await producer.send({ topic: 'adm-ts', messages: [{ value: 'a', timestamp: String(base) }] });
+      await producer.send({
+        topic: 'adm-ts',
+        messages: [
+          { value: 'b', timestamp: String(base + 500) },
+          { value: 'c', timestamp: String(base + 100) },
+        ],
+      });
+      await producer.send({ topic: 'adm-ts', messages: [{ value: 'd', timestamp: String(base + 200) }] });
+      await admin.fetchTopicMetadata({ topics: ['adm-ts'] });
+      await admin.deleteTopicRecords({ topic: 'adm-ts', partitions: [{ partition: 0, offset: '1' }] });
+      const r = await call<{ topics: { partitions: { errorCode: number; offset: bigint; timestamp: bigint }[] }[] }>(raw, api(2), 8, {
+        replicaId: -1,
+        isolationLevel: 0,
+        topics: [
+          {
+            name: 'adm-ts',
+            partitions: [
+              { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -3n },
+              { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -4n },
+            ],
+          },
+        ],
+      });
+      const [max, local] = r.topics[0]!.partitions;
+      assert.deepEqual([max!.errorCode, max!.offset, max!.timestamp], [0, 1n, BigInt(base + 500)]);
+      assert.deepEqual([local!.errorCode, local!.offset], [0, 1n]);
 
-    // by timestamp: the first record at or after it, with that record's own timestamp
-    const byTs = await call<{ topics: { partitions: { errorCode: number; offset: bigint; timestamp: bigint }[] }[] }>(raw, api(2), 5, {
-      replicaId: -1,
-      isolationLevel: 0,
-      topics: [
-        {
-          name: 'adm-ts',
-          partitions: [
-            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 150) },
-            { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 600) },
-          ],
-        },
-      ],
-    });
-    const [hit, none] = byTs.topics[0]!.partitions;
-    assert.deepEqual([hit!.errorCode, hit!.offset, hit!.timestamp], [0, 1n, BigInt(base + 500)]);
-    assert.deepEqual([none!.errorCode, none!.offset, none!.timestamp], [0, -1n, -1n]);
+      // by timestamp: the first record at or after it, with that record's own timestamp
+      const byTs = await call<{ topics: { partitions: { errorCode: number; offset: bigint; timestamp: bigint }[] }[] }>(raw, api(2), 5, {
+        replicaId: -1,
+        isolationLevel: 0,
+        topics: [
+          {
+            name: 'adm-ts',
+            partitions: [
+              { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 150) },
+              { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: BigInt(base + 600) },
+            ],
+          },
+        ],
+      });
+      const [hit, none] = byTs.topics[0]!.partitions;
+      assert.deepEqual([hit!.errorCode, hit!.offset, hit!.timestamp], [0, 1n, BigInt(base + 500)]);
+      assert.deepEqual([none!.errorCode, none!.offset, none!.timestamp], [0, -1n, -1n]);
 
-    // v0 (old clients): a list of at most maxNumOffsets offsets
-    const v0 = await call<{ topics: { partitions: { errorCode: number; oldStyleOffsets: bigint[] }[] }[] }>(raw, api(2), 0, {
-      replicaId: -1,
-      topics: [
-        {
-          name: 'adm-ts',
-          partitions: [
-            { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 },
-            { partitionIndex: 0, timestamp: -2n, maxNumOffsets: 10 },
-            { partitionIndex: 0, timestamp: BigInt(base + 150), maxNumOffsets: 1 },
-            { partitionIndex: 0, timestamp: BigInt(base + 600), maxNumOffsets: 1 },
-            { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 0 },
-            { partitionIndex: 7, timestamp: -1n, maxNumOffsets: 1 },
-          ],
-        },
-        { name: 'adm-none', partitions: [{ partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 }] },
-      ],
-    });
-    assert.deepEqual(
-      v0.topics.flatMap((t) => t.partitions.map((p) => [p.errorCode, p.oldStyleOffsets])),
-      [
-        [0, [4n]],
-        [0, [1n]],
-        [0, [1n]],
-        [0, [4n]],
-        [0, []],
-        [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
-        [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
-      ],
-    );
-  });
+      // v0 (old clients): a list of at most maxNumOffsets offsets
+      const v0 = await call<{ topics: { partitions: { errorCode: number; oldStyleOffsets: bigint[] }[] }[] }>(raw, api(2), 0, {
+        replicaId: -1,
+        topics: [
+          {
+            name: 'adm-ts',
+            partitions: [
+              { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 },
+              { partitionIndex: 0, timestamp: -2n, maxNumOffsets: 10 },
+              { partitionIndex: 0, timestamp: BigInt(base + 150), maxNumOffsets: 1 },
+              { partitionIndex: 0, timestamp: BigInt(base + 600), maxNumOffsets: 1 },
+              { partitionIndex: 0, timestamp: -1n, maxNumOffsets: 0 },
+              { partitionIndex: 7, timestamp: -1n, maxNumOffsets: 1 },
+            ],
+          },
+          { name: 'adm-none', partitions: [{ partitionIndex: 0, timestamp: -1n, maxNumOffsets: 1 }] },
+        ],
+      });
+      assert.deepEqual(
+        v0.topics.flatMap((t) => t.partitions.map((p) => [p.errorCode, p.oldStyleOffsets])),
+        [
+          [0, [4n]],
+          [0, [1n]],
+          [0, [1n]],
+          [0, [4n]],
+          [0, []],
+          [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
+          [KafkaError.UNKNOWN_TOPIC_OR_PARTITION, []],
+        ],
+      );
+    },
+  );
 
   await t.test(
     'confluent-kafka AdminClient (librdkafka): create_partitions, alter_configs, describe_configs',

@@ -272,7 +272,10 @@ test('MQTT in / Kafka out and Kafka in / MQTT out over one journal', async (t) =
   const received = collect(sub);
   const producer = kafka.producer();
   await producer.connect();
-  await producer.send({ topic: 'commands', messages: [{ key: 'dev1', value: 'on', headers: { by: 'ops', 'content-type': 'text/plain' } }] });
+  await producer.send({
+    topic: 'commands',
+    messages: [{ key: 'dev1', value: 'on', headers: { by: 'ops', 'content-type': 'text/plain' } }],
+  });
   await producer.send({ topic: 'commands', compression: CompressionTypes.GZIP, messages: [{ key: 'dev2', value: 'off' }] });
   if (hasKcat) {
     for (const codec of ['snappy', 'lz4', 'zstd']) {
@@ -292,7 +295,11 @@ test('MQTT in / Kafka out and Kafka in / MQTT out over one journal', async (t) =
   );
   assert.equal(received[0]!.payload.toString(), 'on');
   assert.deepEqual({ ...received[0]!.packet.properties?.userProperties }, { by: 'ops' });
-  assert.equal(received[0]!.packet.properties?.contentType, 'text/plain', 'the content-type header is the MQTT Content Type, as on the way in');
+  assert.equal(
+    received[0]!.packet.properties?.contentType,
+    'text/plain',
+    'the content-type header is the MQTT Content Type, as on the way in',
+  );
   assert.equal(received[1]!.packet.properties?.contentType, undefined);
   if (hasKcat) assert.equal(received[4]!.payload.toString(), `x${'y'.repeat(200)}`);
   await consumer.disconnect();
@@ -306,10 +313,13 @@ test('transactional producers fail at once with a non-retriable error (kafkajs, 
   const producer = kafkajs(b.kafkaPort).producer({ transactionalId: 'tx-1', idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const t0 = Date.now();
-  await assert.rejects(() => producer.transaction(), (e: Error & { retriable?: boolean }) => {
-    assert.equal(e.retriable, false);
-    return true;
-  });
+  await assert.rejects(
+    () => producer.transaction(),
+    (e: Error & { retriable?: boolean }) => {
+      assert.equal(e.retriable, false);
+      return true;
+    },
+  );
   // before, FindCoordinator answered COORDINATOR_NOT_AVAILABLE and kafkajs retried for ~10 s
   assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
   await producer.disconnect();
@@ -329,7 +339,7 @@ test('transactional producers fail at once with a non-retriable error (kafkajs, 
       "    print('ok')",
       'except KafkaException as e:',
       '    err = e.args[0]',
-      "    print(err.name(), err.retriable(), round(time.time() - t0, 1), err.str())",
+      '    print(err.name(), err.retriable(), round(time.time() - t0, 1), err.str())',
     ].join('\n');
     const r = await run('/usr/bin/python3', ['-c', py, `127.0.0.1:${b.kafkaPort}`]);
     assert.equal(r.code, 0, r.stderr);

@@ -96,7 +96,12 @@ test('static member: a re-join without member id replaces the old one without a 
   // the replaced ids are fenced: heartbeat, sync, commit, join and leave
   const gen = j1.generationId;
   for (const stale of [j1.memberId, j2.memberId]) {
-    const hb = await call<{ errorCode: number }>(c, HEARTBEAT, 4, { groupId: 'sg', generationId: gen, memberId: stale, groupInstanceId: 'i1' });
+    const hb = await call<{ errorCode: number }>(c, HEARTBEAT, 4, {
+      groupId: 'sg',
+      generationId: gen,
+      memberId: stale,
+      groupInstanceId: 'i1',
+    });
     assert.equal(hb.errorCode, KafkaError.FENCED_INSTANCE_ID);
   }
   const sync = await call<{ errorCode: number }>(c, SYNC_GROUP, 5, {
@@ -109,7 +114,11 @@ test('static member: a re-join without member id replaces the old one without a 
     assignments: [],
   });
   assert.equal(sync.errorCode, KafkaError.FENCED_INSTANCE_ID);
-  await call(c, api(19), 4, { topics: [{ name: 'st', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
+  await call(c, api(19), 4, {
+    topics: [{ name: 'st', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+    timeoutMs: 5000,
+    validateOnly: false,
+  });
   const commit = await call<{ topics: { partitions: { errorCode: number }[] }[] }>(c, OFFSET_COMMIT, 8, {
     groupId: 'sg',
     generationIdOrMemberEpoch: gen,
@@ -134,10 +143,15 @@ test('static member: a re-join without member id replaces the old one without a 
   });
   assert.equal(leaveStale.members[0]!.errorCode, KafkaError.FENCED_INSTANCE_ID);
 
-  let d = await call<{ groups: { groupState: string; members: { memberId: string; groupInstanceId: string | null }[] }[] }>(c, DESCRIBE_GROUPS, 5, {
-    groups: ['sg'],
-    includeAuthorizedOperations: false,
-  });
+  let d = await call<{ groups: { groupState: string; members: { memberId: string; groupInstanceId: string | null }[] }[] }>(
+    c,
+    DESCRIBE_GROUPS,
+    5,
+    {
+      groups: ['sg'],
+      includeAuthorizedOperations: false,
+    },
+  );
   assert.equal(d.groups[0]!.groupState, 'Stable');
   assert.deepEqual(d.groups[0]!.members, [{ ...d.groups[0]!.members[0]!, memberId: current, groupInstanceId: 'i1' }]);
 
@@ -215,31 +229,38 @@ print(json.dumps({'before': before, 'after': events[len(before):]}))
 a.close(); b2.close()
 `;
 
-test('confluent-kafka static members: a restarted instance gets its partitions back, the other member is not revoked', { skip: !hasConfluent && 'python3-confluent-kafka not installed' }, async (t) => {
-  const b = await startKafkaBroker(t);
-  const r = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
-    const p = spawn('/usr/bin/python3', ['-c', PY, `127.0.0.1:${b.kafkaPort}`]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
+test(
+  'confluent-kafka static members: a restarted instance gets its partitions back, the other member is not revoked',
+  { skip: !hasConfluent && 'python3-confluent-kafka not installed' },
+  async (t) => {
+    const b = await startKafkaBroker(t);
+    const r = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      const p = spawn('/usr/bin/python3', ['-c', PY, `127.0.0.1:${b.kafkaPort}`]);
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, out, err });
+      });
     });
-  });
-  assert.equal(r.code, 0, r.err);
-  const { before, after } = JSON.parse(r.out.trim().split('\n').pop()!) as { before: [string, string, number[]][]; after: [string, string, number[]][] };
-  const lastAssign = (inst: string, evs: [string, string, number[]][]): number[] | undefined =>
-    evs.filter((e) => e[0] === inst && e[1] === 'assign').pop()?.[2];
-  const bBefore = lastAssign('b', before)!;
-  assert.ok(bBefore.length > 0, JSON.stringify(before));
-  // b's close revokes b's own partitions locally; the new b gets exactly those back
-  assert.deepEqual(lastAssign('b', after), bBefore, JSON.stringify(after));
-  assert.deepEqual(
-    after.filter((e) => e[0] === 'a'),
-    [],
-    `member a saw no rebalance: ${JSON.stringify(after)}`,
-  );
-});
+    assert.equal(r.code, 0, r.err);
+    const { before, after } = JSON.parse(r.out.trim().split('\n').pop()!) as {
+      before: [string, string, number[]][];
+      after: [string, string, number[]][];
+    };
+    const lastAssign = (inst: string, evs: [string, string, number[]][]): number[] | undefined =>
+      evs.filter((e) => e[0] === inst && e[1] === 'assign').pop()?.[2];
+    const bBefore = lastAssign('b', before)!;
+    assert.ok(bBefore.length > 0, JSON.stringify(before));
+    // b's close revokes b's own partitions locally; the new b gets exactly those back
+    assert.deepEqual(lastAssign('b', after), bBefore, JSON.stringify(after));
+    assert.deepEqual(
+      after.filter((e) => e[0] === 'a'),
+      [],
+      `member a saw no rebalance: ${JSON.stringify(after)}`,
+    );
+  },
+);

@@ -157,5 +157,8 @@ test('queue limit with drop-new keeps the oldest messages, refuses the newer one
     ['0', '1', '2', '3', '4'],
   );
   const dropped = await broker.mqtt.metrics.messagesDropped.get();
-  assert.ok(dropped.values.some((v) => v.labels.reason === 'queue_full' && v.value === 3), JSON.stringify(dropped.values));
+  assert.ok(
+    dropped.values.some((v) => v.labels.reason === 'queue_full' && v.value === 3),
+    JSON.stringify(dropped.values),
+  );
 });

@@ -214,37 +214,44 @@ test('MQTT 5.0 features', async (t) => {
     assert.equal((await p.waitFor<{ cmd: 'disconnect'; reasonCode: number }>('disconnect')).reasonCode, 0x82);
   });
 
-  await t.test('reason strings: sent by default; not with Request Problem Information 0; never beyond the client Maximum Packet Size', async (t) => {
-    type Disconnect = { cmd: 'disconnect'; reasonCode: number; properties?: { reasonString?: string } };
-    type Connack = { cmd: 'connack'; sessionPresent: boolean; reasonCode: number; properties?: { reasonString?: string } };
-    const badAlias = async (props: Record<string, unknown>): Promise<Disconnect> => {
-      const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5, properties: props });
-      const chunks: Buffer[] = [];
-      c.sock.on('data', (d: Buffer) => chunks.push(d));
-      c.send({ cmd: 'publish', topic: 'a', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: 6 } });
-      const d = await c.waitFor<Disconnect>('disconnect');
-      const limit = props.maximumPacketSize as number | undefined;
-      if (limit !== undefined) assert.ok(Buffer.concat(chunks).length <= limit, 'the DISCONNECT fits the limit');
-      return d;
-    };
-    const plain = await badAlias({});
-    assert.equal(plain.reasonCode, 0x94);
-    assert.match(plain.properties?.reasonString ?? '', /alias/i);
-    const quiet = await badAlias({ requestProblemInformation: false });
-    assert.deepEqual([quiet.reasonCode, quiet.properties?.reasonString], [0x94, undefined]);
-    const small = await badAlias({ maximumPacketSize: 8 });
-    assert.deepEqual([small.reasonCode, small.properties?.reasonString], [0x94, undefined]);
+  await t.test(
+    'reason strings: sent by default; not with Request Problem Information 0; never beyond the client Maximum Packet Size',
+    async (t) => {
+      type Disconnect = { cmd: 'disconnect'; reasonCode: number; properties?: { reasonString?: string } };
+      type Connack = { cmd: 'connack'; sessionPresent: boolean; reasonCode: number; properties?: { reasonString?: string } };
+      const badAlias = async (props: Record<string, unknown>): Promise<Disconnect> => {
+        const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5, properties: props });
+        const chunks: Buffer[] = [];
+        c.sock.on('data', (d: Buffer) => chunks.push(d));
+        c.send({ cmd: 'publish', topic: 'a', payload: Buffer.from('x'), qos: 0, dup: false, retain: false, properties: { topicAlias: 6 } });
+        const d = await c.waitFor<Disconnect>('disconnect');
+        const limit = props.maximumPacketSize as number | undefined;
+        if (limit !== undefined) assert.ok(Buffer.concat(chunks).length <= limit, 'the DISCONNECT fits the limit');
+        return d;
+      };
+      const plain = await badAlias({});
+      assert.equal(plain.reasonCode, 0x94);
+      assert.match(plain.properties?.reasonString ?? '', /alias/i);
+      const quiet = await badAlias({ requestProblemInformation: false });
+      assert.deepEqual([quiet.reasonCode, quiet.properties?.reasonString], [0x94, undefined]);
+      const small = await badAlias({ maximumPacketSize: 8 });
+      assert.deepEqual([small.reasonCode, small.properties?.reasonString], [0x94, undefined]);
 
-    const refused = async (props: Record<string, unknown>): Promise<Connack> => {
-      const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5, properties: { authenticationMethod: 'NOPE', ...props } });
-      return c.of<Connack>('connack')[0]!;
-    };
-    const withWhy = await refused({});
-    assert.equal(withWhy.reasonCode, 0x8c);
-    assert.ok((withWhy.properties?.reasonString ?? '').length > 0, 'a refusing CONNACK says why');
-    const tight = await refused({ maximumPacketSize: 8 });
-    assert.deepEqual([tight.reasonCode, tight.properties?.reasonString], [0x8c, undefined]);
-  });
+      const refused = async (props: Record<string, unknown>): Promise<Connack> => {
+        const c = await RawClient.connect(t, port, {
+          clientId: randomId(),
+          protocolVersion: 5,
+          properties: { authenticationMethod: 'NOPE', ...props },
+        });
+        return c.of<Connack>('connack')[0]!;
+      };
+      const withWhy = await refused({});
+      assert.equal(withWhy.reasonCode, 0x8c);
+      assert.ok((withWhy.properties?.reasonString ?? '').length > 0, 'a refusing CONNACK says why');
+      const tight = await refused({ maximumPacketSize: 8 });
+      assert.deepEqual([tight.reasonCode, tight.properties?.reasonString], [0x8c, undefined]);
+    },
+  );
 
   await t.test('unsubscribe reason codes', async (t) => {
     const c = await RawClient.connect(t, port, { clientId: randomId(), protocolVersion: 5 });

@@ -48,7 +48,10 @@ test(
       body: JSON.stringify({ direction: 'out', stream: 'cmds', topicPrefix: 'devices/+/' }),
     });
     assert.equal(badPrefix.status, 400);
-    assert.match(((await badPrefix.json()) as { error: string }).error, /topicPrefix "devices\/\+\/": an MQTT topic prefix has no wildcards/);
+    assert.match(
+      ((await badPrefix.json()) as { error: string }).error,
+      /topicPrefix "devices\/\+\/": an MQTT topic prefix has no wildcards/,
+    );
     const put = await fetch(`${http}/api/v1/bindings?name=sensors`, {
       method: 'PUT',
       headers: adminHeaders(dir),

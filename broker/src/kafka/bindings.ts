@@ -87,7 +87,8 @@ export function bindingProblems(b: BindingRecord): string[] {
     }
   } else {
     const prefix = b.topicPrefix ?? '';
-    if (prefix.includes('+') || prefix.includes('#') || prefix.includes('\u0000')) problems.push(`topicPrefix "${prefix}": an MQTT topic prefix has no wildcards (+, #) and no U+0000`);
+    if (prefix.includes('+') || prefix.includes('#') || prefix.includes('\u0000'))
+      problems.push(`topicPrefix "${prefix}": an MQTT topic prefix has no wildcards (+, #) and no U+0000`);
     else if (Buffer.byteLength(prefix) > 65535) problems.push('topicPrefix: longer than 65535 bytes');
   }
   return problems;

@@ -249,8 +249,9 @@ export class GroupCoordinator {
     const unchanged =
       g.protocol !== null &&
       req.protocolType === old.protocolType &&
-      old.protocols.find((p) => p.name === g.protocol)?.metadata.equals(req.protocols.find((p) => p.name === g.protocol)?.metadata ?? EMPTY) ===
-        true;
+      old.protocols
+        .find((p) => p.name === g.protocol)
+        ?.metadata.equals(req.protocols.find((p) => p.name === g.protocol)?.metadata ?? EMPTY) === true;
     const m: Member = {
       ...old,
       memberId,
@@ -270,7 +271,10 @@ export class GroupCoordinator {
     for (const [id, x] of entries) g.members.set(id, x);
     g.statics.set(req.groupInstanceId!, memberId);
     if (g.leader === oldId) g.leader = memberId;
-    this.#opts.log.debug({ groupId: g.id, groupInstanceId: req.groupInstanceId, memberId, replaced: oldId }, 'static group member replaced');
+    this.#opts.log.debug(
+      { groupId: g.id, groupInstanceId: req.groupInstanceId, memberId, replaced: oldId },
+      'static group member replaced',
+    );
     if (g.state === GroupState.Stable && unchanged) {
       this.#touch(g, m);
       return Promise.resolve({

@@ -120,7 +120,10 @@ export async function handleMetadata(ctx: KafkaContext, req: MetadataRequest, in
  */
 function checkReplication(factor: number, assignments: readonly { partitionIndex: number; brokerIds: number[] }[]): void {
   if (factor !== -1 && factor <= 0) {
-    throw new KafkaApiError(KafkaError.INVALID_REPLICATION_FACTOR, 'Replication factor must be larger than 0, or -1 to use the default value.');
+    throw new KafkaApiError(
+      KafkaError.INVALID_REPLICATION_FACTOR,
+      'Replication factor must be larger than 0, or -1 to use the default value.',
+    );
   }
   if (factor > 1) {
     throw new KafkaApiError(
@@ -130,9 +133,11 @@ function checkReplication(factor: number, assignments: readonly { partitionIndex
   }
   const seen = new Set<number>();
   for (const a of assignments) {
-    if (seen.has(a.partitionIndex)) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} is assigned twice`);
+    if (seen.has(a.partitionIndex))
+      throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} is assigned twice`);
     seen.add(a.partitionIndex);
-    if (a.brokerIds.length === 0) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} has no replicas`);
+    if (a.brokerIds.length === 0)
+      throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `partition ${a.partitionIndex} has no replicas`);
     if (a.brokerIds.length > 1) {
       throw new KafkaApiError(
         KafkaError.INVALID_REPLICATION_FACTOR,
@@ -141,7 +146,11 @@ function checkReplication(factor: number, assignments: readonly { partitionIndex
     }
   }
   for (let p = 0; p < assignments.length; p++) {
-    if (!seen.has(p)) throw new KafkaApiError(KafkaError.INVALID_REPLICA_ASSIGNMENT, `assignments must cover partitions 0..${assignments.length - 1}; ${p} is missing`);
+    if (!seen.has(p))
+      throw new KafkaApiError(
+        KafkaError.INVALID_REPLICA_ASSIGNMENT,
+        `assignments must cover partitions 0..${assignments.length - 1}; ${p} is missing`,
+      );
   }
 }
 

@@ -137,18 +137,20 @@ export async function handleFetch(ctx: KafkaContext, req: FetchRequest, info: Re
       const arm = (s: Slot): Promise<Slot | undefined> => {
         const hw = s.out.highWatermark;
         const at = hw > s.fetchOffset ? hw : s.fetchOffset;
-        return ctx.journal
-          .read(s.shard!, at, { maxBytes: 1, maxWaitMs: Math.max(1, deadline - Date.now()), signal: ac.signal })
-          .then(
-            (r) => {
-              r.release?.();
-              return r.data.length > 0 ? s : undefined;
-            },
-            () => undefined,
-          );
+        return ctx.journal.read(s.shard!, at, { maxBytes: 1, maxWaitMs: Math.max(1, deadline - Date.now()), signal: ac.signal }).then(
+          (r) => {
+            r.release?.();
+            return r.data.length > 0 ? s : undefined;
+          },
+          () => undefined,
+        );
       };
       const waits = new Map<Slot, Promise<{ slot: Slot; woke: Slot | undefined }>>();
-      const wait = (s: Slot): void => void waits.set(s, arm(s).then((woke) => ({ slot: s, woke })));
+      const wait = (s: Slot): void =>
+        void waits.set(
+          s,
+          arm(s).then((woke) => ({ slot: s, woke })),
+        );
       for (const s of live) wait(s);
       while (waits.size > 0 && !info.signal.aborted) {
         const { slot, woke } = await Promise.race(waits.values());

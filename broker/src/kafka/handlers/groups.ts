@@ -201,7 +201,9 @@ export async function handleOffsetCommit(ctx: KafkaContext, req: OffsetCommitReq
   const generation = info.apiVersion >= 1 ? (req.generationIdOrMemberEpoch ?? -1) : -1;
   const memberId = info.apiVersion >= 1 ? (req.memberId ?? '') : '';
   // Only the coordinator may judge a commit's generation (and simple commits against live members).
-  let errorCode = ctx.isCoordinator(req.groupId) ? ctx.groups.checkCommit(req.groupId, generation, memberId, info.apiVersion >= 7 ? (req.groupInstanceId ?? null) : null) : KafkaError.NOT_COORDINATOR;
+  let errorCode = ctx.isCoordinator(req.groupId)
+    ? ctx.groups.checkCommit(req.groupId, generation, memberId, info.apiVersion >= 7 ? (req.groupInstanceId ?? null) : null)
+    : KafkaError.NOT_COORDINATOR;
   const now = Date.now();
   const entries: { topic: string; partition: number; offset: CommittedOffset }[] = [];
   const partitionError = new Map<string, number>();
