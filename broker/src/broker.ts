@@ -1,5 +1,4 @@
 import type { Registry } from 'prom-client';
-import { Socket } from 'node:net';
 import type { Logger } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import type { JournalClient } from '@robustmq/journal';
@@ -152,9 +151,9 @@ export class Broker {
         port: opts.kafkaPort,
         log: kafkaLog,
         metrics,
+        transport: kafka?.config.tcpTransport ?? 'node',
+        ...(kafka !== undefined ? { maxFrameBytes: kafka.config.maxRequestBytes } : {}),
         onConnection: (s) => {
-          // This listener uses Node sockets (no `transport: 'native'`).
-          if (!(s instanceof Socket)) return void s.destroy();
           if (kafka !== undefined) kafka.handleSocket(s);
           else refuseKafkaConnection(s, kafkaLog);
         },

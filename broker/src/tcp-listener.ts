@@ -20,6 +20,11 @@ export interface TcpListenerOptions {
    * listeners of many idle clients; falls back to `node` with a warning where the addon is missing.
    */
   transport?: 'native' | 'node';
+  /**
+   * With the native transport: connections read size-prefixed frames of at most this many bytes
+   * (UvSocket 'frame' events, no 'data'); Node sockets ignore it and deliver bytes.
+   */
+  maxFrameBytes?: number;
   onConnection: (socket: TcpSocket) => void;
 }
 
@@ -80,7 +85,7 @@ export class TcpListener {
     try {
       // The addon binds addresses only; a host name is resolved first, as net.Server.listen does.
       const host = isIP(this.#opts.host) !== 0 ? this.#opts.host : (await lookup(this.#opts.host)).address;
-      this.#uvServer = UvTcpServer.listen(host, this.#opts.port, (s) => this.#accept(s));
+      this.#uvServer = UvTcpServer.listen(host, this.#opts.port, (s) => this.#accept(s), 511, this.#opts.maxFrameBytes ?? 0);
     } catch (err) {
       throw new Error(`${this.name} listener cannot bind ${this.#opts.host}:${this.#opts.port}: ${(err as Error).message}`, { cause: err });
     }

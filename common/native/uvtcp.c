@@ -36,17 +36,43 @@ enum {
   F_SHUT_DONE = 128,  // the shutdown completed: queued bytes and our FIN went out
 };
 
+// Framed reading (a listener opened with maxFrame > 0, for size-prefixed protocols: Kafka).
+// Bytes are read straight into a slab, a JavaScript Buffer the connection holds; each read is
+// cut into whole `int32 size + size bytes` frames, handed to JavaScript as one range of the
+// slab (onFrames), so frames are views of the bytes the kernel wrote: no copy per read and no
+// joining of frames that span reads. A new slab is taken when the current one has no room for
+// the rest of the frame being read; only that frame's partial bytes move. Slabs grow from
+// SLAB_MIN to SLAB_MAX while reads fill them (a bulk producer) and shrink when reads are small.
+#define SLAB_MIN (16 * 1024)
+#define SLAB_MAX (256 * 1024)
+#define READ_MIN 4096  // a slab with less room than this is replaced before the next read
+// Writes whose unsent rest exceeds this hold references to the caller's buffers until written
+// (large Fetch responses); smaller rests are copied, which costs less than two references.
+#define WRITE_REF_MIN (64 * 1024)
+
+typedef struct framer {
+  napi_ref slab;  // NULL until the first read
+  char* base;
+  size_t cap;
+  size_t woff;  // bytes read into the slab
+  size_t roff;  // start of the first frame not yet handed out
+  size_t next_cap;
+  uint32_t max_frame;
+} framer_t;
+
 typedef struct conn {
   uv_tcp_t h;  // first: a handle pointer is the connection pointer
   uint32_t id;
   uint32_t flags;
   int32_t err;    // why it closed (0: normal)
   size_t queued;  // bytes accepted by write() that the kernel has not taken yet
+  framer_t* fr;   // framed reading; NULL for a byte stream
 } conn_t;
 
 typedef struct {
   uv_write_t req;
   size_t len;
+  size_t nrefs;  // > 0: data holds napi_refs to the buffers written; 0: data holds the bytes
   char data[];
 } wreq_t;
 
@@ -54,11 +80,12 @@ typedef struct {
   uv_tcp_t h;
   uint32_t sid;
   int used;
+  uint32_t max_frame;  // > 0: accepted connections read frames
 } server_t;
 
 static napi_env g_env;
 static napi_async_context g_async;
-static napi_ref g_on_connection, g_on_data, g_on_end, g_on_close, g_on_drain, g_on_connect;
+static napi_ref g_on_connection, g_on_data, g_on_end, g_on_close, g_on_drain, g_on_connect, g_on_frames;
 static uv_loop_t* g_loop;
 
 static conn_t** g_slots;
@@ -137,8 +164,20 @@ static conn_t* lookup(uint32_t id) {
   return c != NULL && c->id == id ? c : NULL;
 }
 
+static void framer_drop_slab(framer_t* f) {
+  if (f->slab != NULL) napi_delete_reference(g_env, f->slab);
+  f->slab = NULL;
+  f->base = NULL;
+  f->cap = f->woff = f->roff = 0;
+}
+
 static void on_closed(uv_handle_t* h) {
   conn_t* c = (conn_t*)h;
+  if (c->fr != NULL) {
+    framer_drop_slab(c->fr);
+    free(c->fr);
+    c->fr = NULL;
+  }
   uint32_t slot = c->id & SLOT_MASK;
   g_slots[slot] = NULL;
   g_gens[slot]++;
@@ -162,11 +201,99 @@ static void close_conn(conn_t* c, int err) {
 // ------------------------------------------------------------------------------------------
 // reading
 
+static uint32_t be32(const char* p) {
+  const unsigned char* u = (const unsigned char*)p;
+  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | (uint32_t)u[3];
+}
+
+// Replaces the slab by one of at least `need` bytes, the bytes not yet handed out moved to its start.
+static int framer_new_slab(framer_t* f, size_t need) {
+  size_t cap = f->next_cap < need ? need : f->next_cap;
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  void* data;
+  napi_value buf;
+  napi_ref ref = NULL;
+  int ok = 0;
+  if (napi_create_buffer(g_env, cap, &data, &buf) == napi_ok && napi_create_reference(g_env, buf, 1, &ref) == napi_ok) {
+    size_t keep = f->woff - f->roff;
+    if (keep > 0) memcpy(data, f->base + f->roff, keep);
+    framer_drop_slab(f);
+    f->slab = ref;
+    f->base = data;
+    f->cap = cap;
+    f->woff = keep;
+    ok = 1;
+  }
+  napi_close_handle_scope(g_env, scope);
+  return ok;
+}
+
 static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  (void)h;
   (void)suggested;
-  buf->base = g_read_buf;
-  buf->len = sizeof g_read_buf;
+  framer_t* f = ((conn_t*)h)->fr;
+  if (f == NULL) {
+    buf->base = g_read_buf;
+    buf->len = sizeof g_read_buf;
+    return;
+  }
+  size_t pending = f->woff - f->roff;
+  size_t room = READ_MIN;  // wanted after the pending bytes: at least the rest of the frame begun
+  if (pending >= 4) {
+    size_t frame = 4 + (size_t)be32(f->base + f->roff);  // its size was checked when it was read
+    if (frame > pending + room) room = frame - pending;
+  }
+  if (f->slab == NULL || f->cap - f->woff < room) {
+    if (!framer_new_slab(f, pending + room)) {
+      buf->base = NULL;  // on_read gets UV_ENOBUFS
+      buf->len = 0;
+      return;
+    }
+  }
+  buf->base = f->base + f->woff;
+  buf->len = f->cap - f->woff;
+}
+
+// Hands the whole frames of a read to JavaScript: onFrames(id, slab, start, end, badSize), the
+// frames lying in slab[start, end); badSize is a size prefix out of range (nothing more is read
+// then), or -1.
+static void on_read_framed(conn_t* c, framer_t* f, size_t n) {
+  size_t room = f->cap - f->woff;
+  f->woff += n;
+  size_t start = f->roff, pos = start;
+  int bad = 0;
+  double bad_size = -1;
+  while (f->woff - pos >= 4) {
+    uint32_t size = be32(f->base + pos);
+    if (size > f->max_frame) {
+      bad = 1;
+      bad_size = (double)(int32_t)size;
+      break;
+    }
+    if (f->woff - pos - 4 < size) break;
+    pos += 4 + (size_t)size;
+  }
+  f->roff = pos;
+  if (n == room) {
+    if (f->next_cap < SLAB_MAX) f->next_cap *= 2;  // more was waiting: read more at a time
+  } else if (n < room / 4 && f->next_cap > SLAB_MIN) {
+    f->next_cap /= 2;
+  }
+  if (pos == start && !bad) return;
+  if (bad) {
+    uv_read_stop((uv_stream_t*)&c->h);
+    c->flags &= ~F_READING;
+    c->flags |= F_PAUSED;
+  }
+  napi_value argv[5];
+  argv[0] = num(c->id);
+  napi_get_reference_value(g_env, f->slab, &argv[1]);
+  argv[2] = num((double)start);
+  argv[3] = num((double)pos);
+  argv[4] = num(bad_size);
+  // Drained with nothing pending and the slab half used: let it go with its frames.
+  if (pos == f->woff && n < room && f->woff > f->cap / 2) framer_drop_slab(f);
+  call_js(g_on_frames, 5, argv);
 }
 
 static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -174,7 +301,11 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   if (n == 0 || (c->flags & F_CLOSING)) return;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
-  if (n > 0) {
+  if (n > 0 && c->fr != NULL) {
+    on_read_framed(c, c->fr, (size_t)n);
+  } else if (n == UV_ENOBUFS) {
+    close_conn(c, UV_ENOMEM);
+  } else if (n > 0) {
     napi_value argv[2];
     void* data;
     argv[0] = num(c->id);
@@ -241,6 +372,15 @@ static void on_connection(uv_stream_t* srv, int status) {
     return;
   }
   uv_tcp_nodelay(&c->h, 1);
+  if (s->max_frame > 0) {
+    c->fr = calloc(1, sizeof *c->fr);
+    if (c->fr == NULL) {
+      close_conn(c, UV_ENOMEM);
+      return;
+    }
+    c->fr->max_frame = s->max_frame;
+    c->fr->next_cap = SLAB_MIN;
+  }
   char ip[64];
   int port;
   peer_name(c, ip, sizeof ip, &port);
@@ -279,6 +419,7 @@ static void on_written(uv_write_t* req, int status) {
   wreq_t* w = (wreq_t*)req;
   conn_t* c = (conn_t*)req->handle;
   c->queued -= w->len;
+  for (size_t i = 0; i < w->nrefs; i++) napi_delete_reference(g_env, ((napi_ref*)w->data)[i]);
   free(w);
   if (c->flags & F_CLOSING) return;
   if (status < 0) {
@@ -295,9 +436,42 @@ static void on_written(uv_write_t* req, int status) {
   }
 }
 
+// Queues the rest of `bufs` (after `skip` bytes) without copying: references to `vals` keep the
+// buffers alive until the write completes.
+static int64_t write_refs(conn_t* c, uv_buf_t* bufs, napi_value* vals, unsigned n, size_t skip, size_t rest) {
+  unsigned first = 0;
+  while (skip >= bufs[first].len) skip -= bufs[first++].len;
+  unsigned count = n - first;
+  wreq_t* w = malloc(sizeof *w + count * sizeof(napi_ref));
+  if (w == NULL) return UV_ENOMEM;
+  w->len = rest;
+  w->nrefs = 0;
+  napi_ref* refs = (napi_ref*)w->data;
+  for (unsigned i = 0; i < count; i++) {
+    if (napi_create_reference(g_env, vals[first + i], 1, &refs[i]) != napi_ok) {
+      for (size_t j = 0; j < w->nrefs; j++) napi_delete_reference(g_env, refs[j]);
+      free(w);
+      return UV_ENOMEM;
+    }
+    w->nrefs++;
+  }
+  bufs[first].base += skip;
+  bufs[first].len -= skip;
+  int r = uv_write(&w->req, (uv_stream_t*)&c->h, bufs + first, count, on_written);  // copies the uv_buf_t array
+  if (r != 0) {
+    for (size_t j = 0; j < w->nrefs; j++) napi_delete_reference(g_env, refs[j]);
+    free(w);
+    return r;
+  }
+  c->queued += rest;
+  c->flags |= F_DRAIN;
+  return (int64_t)c->queued;
+}
+
 // Queues `bufs` after what is queued already; writes at once what the kernel takes when nothing
-// is queued. Returns the bytes left queued, or a negative libuv error.
-static int64_t write_bufs(conn_t* c, uv_buf_t* bufs, unsigned n) {
+// is queued. Returns the bytes left queued, or a negative libuv error. `vals` (the JavaScript
+// buffers behind `bufs`, or NULL) allow a large rest to be queued by reference.
+static int64_t write_bufs(conn_t* c, uv_buf_t* bufs, napi_value* vals, unsigned n) {
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   if (total == 0) return (int64_t)c->queued;
@@ -309,9 +483,11 @@ static int64_t write_bufs(conn_t* c, uv_buf_t* bufs, unsigned n) {
     else if (r != UV_EAGAIN) return r;
   }
   size_t rest = total - skip;
+  if (vals != NULL && rest >= WRITE_REF_MIN) return write_refs(c, bufs, vals, n, skip, rest);
   wreq_t* w = malloc(sizeof *w + rest);
   if (w == NULL) return UV_ENOMEM;
   w->len = rest;
+  w->nrefs = 0;
   size_t o = 0;
   for (unsigned i = 0; i < n; i++) {
     size_t l = bufs[i].len;
@@ -382,9 +558,9 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   napi_value name;
   napi_create_string_utf8(env, "robustmq.uvtcp", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &g_async);
-  const char* names[] = {"onConnection", "onData", "onEnd", "onClose", "onDrain", "onConnect"};
-  napi_ref* refs[] = {&g_on_connection, &g_on_data, &g_on_end, &g_on_close, &g_on_drain, &g_on_connect};
-  for (int i = 0; i < 6; i++) {
+  const char* names[] = {"onConnection", "onData", "onEnd", "onClose", "onDrain", "onConnect", "onFrames"};
+  napi_ref* refs[] = {&g_on_connection, &g_on_data, &g_on_end, &g_on_close, &g_on_drain, &g_on_connect, &g_on_frames};
+  for (int i = 0; i < 7; i++) {
     napi_value fn;
     napi_get_named_property(env, argv[0], names[i], &fn);
     napi_create_reference(env, fn, 1, refs[i]);
@@ -402,10 +578,12 @@ static int parse_addr(napi_env env, napi_value host_v, napi_value port_v, struct
   return uv_ip4_addr(host, port, (struct sockaddr_in*)ss);
 }
 
-// listen(host, port, backlog) → [serverId, boundPort]
+// listen(host, port, backlog, maxFrame) → [serverId, boundPort]; maxFrame > 0: framed reading
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   int backlog = (int)arg_u32(env, argv[2]);
+  uint32_t max_frame = arg_u32(env, argv[3]);  // 0 or absent: a byte stream
+  if (max_frame > INT32_MAX) max_frame = INT32_MAX;
   int sid = -1;
   for (int i = 0; i < MAX_SERVERS; i++)
     if (g_servers[i] == NULL) {
@@ -419,6 +597,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   server_t* s = calloc(1, sizeof *s);
   if (s == NULL) return throw_uv(env, "listen", UV_ENOMEM);
   s->sid = (uint32_t)sid;
+  s->max_frame = max_frame;
   uv_tcp_init(g_loop, &s->h);
   r = uv_tcp_bind(&s->h, (struct sockaddr*)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t*)&s->h, backlog > 0 ? backlog : 511, on_connection);
@@ -487,7 +666,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uv_buf_t b = uv_buf_init(data, (unsigned)len);
-  return ret_num(env, (double)write_bufs(c, &b, 1));
+  return ret_num(env, (double)write_bufs(c, &b, &argv[1], 1));
 }
 
 // writev(id, buffers[]) → as write
@@ -499,18 +678,24 @@ static napi_value js_writev(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);
   uv_buf_t stackbufs[16];
+  napi_value stackvals[16];
   uv_buf_t* bufs = n <= 16 ? stackbufs : malloc(n * sizeof *bufs);
-  if (bufs == NULL) return ret_num(env, UV_ENOMEM);
+  napi_value* vals = n <= 16 ? stackvals : malloc(n * sizeof *vals);
+  if (bufs == NULL || vals == NULL) {
+    if (bufs != stackbufs) free(bufs);
+    if (vals != stackvals) free(vals);
+    return ret_num(env, UV_ENOMEM);
+  }
   for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
     void* data = NULL;
     size_t len = 0;
-    napi_get_element(env, argv[1], i, &el);
-    if (napi_get_buffer_info(env, el, &data, &len) != napi_ok) len = 0;
+    napi_get_element(env, argv[1], i, &vals[i]);
+    if (napi_get_buffer_info(env, vals[i], &data, &len) != napi_ok) len = 0;
     bufs[i] = uv_buf_init(data, (unsigned)len);
   }
-  int64_t r = write_bufs(c, bufs, n);
+  int64_t r = write_bufs(c, bufs, vals, n);
   if (bufs != stackbufs) free(bufs);
+  if (vals != stackvals) free(vals);
   return ret_num(env, (double)r);
 }
 

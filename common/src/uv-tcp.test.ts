@@ -316,3 +316,135 @@ test('an exception thrown by a listener becomes an uncaughtException; the proces
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /echo ok caught 1/);
 });
+
+/** A framed listener (maxFrame): every frame its sockets emit, and the frame errors. */
+function framedServer(maxFrame: number): { server: UvTcpServer; frames: Buffer[]; errors: number[]; accepted: UvSocket[] } {
+  const frames: Buffer[] = [];
+  const errors: number[] = [];
+  const accepted: UvSocket[] = [];
+  const server = UvTcpServer.listen(
+    '127.0.0.1',
+    0,
+    (s) => {
+      accepted.push(s);
+      assert.equal(s.framed, true);
+      s.on('frame', (f: Buffer) => frames.push(Buffer.from(f)));
+      s.on('frameError', (size: number) => errors.push(size));
+      s.on('error', () => undefined);
+    },
+    511,
+    maxFrame,
+  );
+  return { server, frames, errors, accepted };
+}
+
+const sized = (body: Buffer): Buffer => {
+  const head = Buffer.alloc(4);
+  head.writeInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+};
+
+test('framed listener: frames of 0 B to 1 MiB sent in random pieces arrive whole, byte-exact and in order (seeded)', { skip }, async () => {
+  const { server, frames } = framedServer(4 << 20);
+  let seed = 0x9e3779b9;
+  const rand = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  for (let run = 0; run < 8; run++) {
+    frames.length = 0;
+    // small frames, frames around the slab sizes (16–256 KiB), and larger ones
+    const sizes = Array.from({ length: 5 + rand(30) }, () => [0, 1, 3, 4, 100, 4093, 16_380, 65_536, 262_140, 300_000, 1 << 20][rand(11)]!);
+    const bodies = sizes.map((n) => randomBytes(n));
+    const wire = Buffer.concat(bodies.map(sized));
+    const n = netConnect(server.port, '127.0.0.1');
+    n.setNoDelay(true);
+    await once(n, 'connect');
+    for (let pos = 0; pos < wire.length;) {
+      const k = Math.min(wire.length - pos, 1 + rand(rand(2) === 0 ? 10 : 300_000));
+      n.write(wire.subarray(pos, pos + k));
+      pos += k;
+      if (rand(3) === 0) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => frames.length === bodies.length, `run ${run}: ${bodies.length} frames`, 20_000);
+    for (let i = 0; i < bodies.length; i++) assert.ok(frames[i]!.equals(bodies[i]!), `run ${run}, frame ${i} (${bodies[i]!.length} B)`);
+    n.destroy();
+  }
+  server.close();
+});
+
+test(
+  'framed listener: a negative or oversized size is a frameError after the frames before it; nothing more is read',
+  { skip },
+  async () => {
+    const { server, frames, errors, accepted } = framedServer(1000);
+    for (const bad of [-2, 1001]) {
+      frames.length = 0;
+      errors.length = 0;
+      const n = netConnect(server.port, '127.0.0.1');
+      await once(n, 'connect');
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(bad, 0);
+      n.write(Buffer.concat([sized(Buffer.from('first')), sized(Buffer.alloc(1000, 7)), head, sized(Buffer.from('after'))]));
+      await until(() => errors.length === 1, 'frameError');
+      await new Promise((r) => setTimeout(r, 30));
+      assert.deepEqual(errors, [bad]);
+      assert.deepEqual(
+        frames.map((f) => f.length),
+        [5, 1000],
+      );
+      accepted.at(-1)!.destroy();
+      n.destroy();
+    }
+    server.close();
+  },
+);
+
+test('framed listener: pause() holds frames back until resume()', { skip }, async () => {
+  const { server, frames, accepted } = framedServer(1 << 20);
+  const n = netConnect(server.port, '127.0.0.1');
+  await once(n, 'connect');
+  await until(() => accepted.length === 1, 'accept');
+  accepted[0]!.pause();
+  n.write(Buffer.concat([sized(Buffer.from('a')), sized(Buffer.from('bc'))]));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(frames.length, 0, 'nothing while paused');
+  accepted[0]!.resume();
+  await until(() => frames.length === 2, 'frames after resume');
+  assert.deepEqual(
+    frames.map((f) => f.toString()),
+    ['a', 'bc'],
+  );
+  n.destroy();
+  server.close();
+});
+
+test('cork() holds writes until uncork(): one write, callbacks after it, writableLength counts the held bytes', { skip }, async () => {
+  const { server, accepted } = echoServer();
+  const c = await connectUv(server.port);
+  await until(() => accepted.length === 1, 'accept');
+  const back = readBytes(c, 9);
+  const done: number[] = [];
+  c.cork();
+  c.write(Buffer.from('abc'), () => done.push(1));
+  c.writev([Buffer.from('de'), Buffer.from('f')], () => done.push(2));
+  c.cork();
+  c.write(Buffer.from('ghi'));
+  assert.equal(c.writableLength, 9);
+  c.uncork(); // still held: one cork() left
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(done, []);
+  c.uncork();
+  assert.equal((await back).toString(), 'abcdefghi');
+  await until(() => done.length === 2, 'write callbacks');
+  // a held write larger than the high water mark answers false, and 'drain' follows the uncork
+  c.cork();
+  assert.equal(c.write(Buffer.alloc(20_000)), false);
+  const drained = once(c as never, 'drain');
+  c.uncork();
+  await drained;
+  c.destroy();
+  server.close();
+});

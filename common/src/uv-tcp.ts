@@ -18,8 +18,9 @@ interface UvTcpAddon {
     onClose: (id: number, err: number) => void;
     onDrain: (id: number) => void;
     onConnect: (id: number, status: number) => void;
+    onFrames: (id: number, slab: Buffer, start: number, end: number, badSize: number) => void;
   }): void;
-  listen(host: string, port: number, backlog: number): [number, number];
+  listen(host: string, port: number, backlog: number, maxFrame: number): [number, number];
   closeServer(serverId: number): void;
   connect(host: string, port: number): number;
   write(id: number, data: Uint8Array): number;
@@ -54,6 +55,7 @@ function load(): UvTcpAddon | undefined {
       onConnection(serverId, id, address, port) {
         const server = servers[serverId];
         const s = new UvSocket(id, address, port);
+        s.framed = server !== undefined && server.maxFrame > 0;
         sockets[id & SLOT_MASK] = s;
         if (server === undefined) s.destroy();
         else server.onConnection(s);
@@ -75,6 +77,9 @@ function load(): UvTcpAddon | undefined {
       },
       onConnect(id, status) {
         socketOf(id)?._onConnect(status);
+      },
+      onFrames(id, slab, start, end, badSize) {
+        socketOf(id)?._onFrames(slab, start, end, badSize);
       },
     });
     addon = m;
@@ -115,7 +120,7 @@ function need(): UvTcpAddon {
 }
 
 type Listener = (...args: never[]) => void;
-type EventName = 'data' | 'end' | 'close' | 'error' | 'drain' | 'connect';
+type EventName = 'data' | 'end' | 'close' | 'error' | 'drain' | 'connect' | 'frame' | 'frameError';
 
 /** An error of the addon, shaped like Node's system errors (`code` is the libuv name). */
 function uvError(code: number, syscall: string): NodeJS.ErrnoException {
@@ -136,10 +141,17 @@ export class UvSocket {
   /** The peer's end is followed by ours (like a net.Socket with allowHalfOpen false). */
   readonly allowHalfOpen = false;
   destroyed = false;
+  /** Accepted by a framed listener: 'frame' events instead of 'data' (see UvTcpServer.listen). */
+  framed = false;
   #needDrain = false;
   #ended = false;
   /** The error 'close' reports: given to destroy(), or of a failed connect. */
   #pendingError: Error | undefined;
+  /** cork() depth; while above 0 writes collect in #corked and leave as one writev on uncork(). */
+  #corkDepth = 0;
+  #corked: Uint8Array[] | undefined;
+  #corkedBytes = 0;
+  #corkedCallbacks: ((err?: Error) => void)[] | undefined;
   /** Callbacks of writes still queued; called when the queue empties. */
   #writeCallbacks: ((err?: Error) => void)[] | undefined;
   #onData: Listener | Listener[] | undefined;
@@ -148,6 +160,8 @@ export class UvSocket {
   #onError: Listener | Listener[] | undefined;
   #onDrain: Listener | Listener[] | undefined;
   #onConnect: Listener | Listener[] | undefined;
+  #onFrame: Listener | Listener[] | undefined;
+  #onFrameError: Listener | Listener[] | undefined;
 
   /** @internal */
   constructor(id: number, remoteAddress: string, remotePort: number) {
@@ -165,8 +179,9 @@ export class UvSocket {
     return s;
   }
 
+  /** Bytes written and not yet taken by the kernel (held by cork() included). */
   get writableLength(): number {
-    return this.destroyed ? 0 : need().queued(this.id);
+    return this.destroyed ? 0 : need().queued(this.id) + this.#corkedBytes;
   }
 
   on(event: EventName, fn: Listener): this {
@@ -214,6 +229,10 @@ export class UvSocket {
         return this.#onDrain;
       case 'connect':
         return this.#onConnect;
+      case 'frame':
+        return this.#onFrame;
+      case 'frameError':
+        return this.#onFrameError;
     }
   }
 
@@ -223,6 +242,8 @@ export class UvSocket {
     else if (event === 'close') this.#onClose = l;
     else if (event === 'error') this.#onError = l;
     else if (event === 'drain') this.#onDrain = l;
+    else if (event === 'frame') this.#onFrame = l;
+    else if (event === 'frameError') this.#onFrameError = l;
     else this.#onConnect = l;
   }
 
@@ -247,6 +268,7 @@ export class UvSocket {
   write(data: Uint8Array | string, cb?: (err?: Error) => void): boolean {
     if (this.destroyed || this.#ended) return this.#refuseWrite(cb);
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.#corkDepth > 0) return this.#hold([buf], cb);
     const queued = need().write(this.id, buf);
     return this.#afterWrite(queued, cb);
   }
@@ -254,7 +276,45 @@ export class UvSocket {
   /** Sends several buffers as one write. */
   writev(chunks: Uint8Array[], cb?: (err?: Error) => void): boolean {
     if (this.destroyed || this.#ended) return this.#refuseWrite(cb);
+    if (this.#corkDepth > 0) return this.#hold(chunks, cb);
     return this.#afterWrite(need().writev(this.id, chunks), cb);
+  }
+
+  /** Holds writes until the matching uncork(), as net.Socket does: they leave as one writev. */
+  cork(): void {
+    this.#corkDepth++;
+  }
+
+  uncork(): void {
+    if (this.#corkDepth === 0 || --this.#corkDepth > 0) return;
+    const chunks = this.#corked;
+    const cbs = this.#corkedCallbacks;
+    this.#corked = this.#corkedCallbacks = undefined;
+    this.#corkedBytes = 0;
+    if (chunks === undefined) return;
+    if (this.destroyed) {
+      for (const cb of cbs ?? []) this.#refuseWrite(cb);
+      return;
+    }
+    const queued = chunks.length === 1 ? need().write(this.id, chunks[0]!) : need().writev(this.id, chunks);
+    const below = this.#afterWrite(queued, cbs === undefined || cbs.length === 1 ? cbs?.[0] : (err) => cbs.forEach((cb) => cb(err)));
+    // #hold() may have answered false: the addon reports a drain only for bytes it queued
+    if (below && this.#needDrain) {
+      this.#needDrain = false;
+      process.nextTick(() => this._emit1('drain'));
+    }
+  }
+
+  #hold(chunks: Uint8Array[], cb: ((err?: Error) => void) | undefined): boolean {
+    const held = (this.#corked ??= []);
+    for (const c of chunks) {
+      held.push(c);
+      this.#corkedBytes += c.length;
+    }
+    if (cb !== undefined) (this.#corkedCallbacks ??= []).push(cb);
+    if (this.writableLength < HIGH_WATER_MARK) return true;
+    this.#needDrain = true;
+    return false;
   }
 
   /** A write after end() or destroy(): EPIPE, like a net.Socket. */
@@ -282,10 +342,23 @@ export class UvSocket {
   }
 
   /** Writes `data` if given, then shuts our side down once everything queued is written. */
-  end(data?: Uint8Array | string): this {
+  end(cb?: () => void): this;
+  end(data?: Uint8Array | string, cb?: () => void): this;
+  end(data?: Uint8Array | string | (() => void), cb?: () => void): this {
+    if (typeof data === 'function') [data, cb] = [undefined, data];
     if (this.destroyed || this.#ended) return this;
     if (data !== undefined) this.write(data);
+    if (this.#corkDepth > 0) {
+      // as net.Socket: end() flushes what cork() holds
+      this.#corkDepth = 1;
+      this.uncork();
+    }
     this.#ended = true;
+    if (cb !== undefined) {
+      // like net.Socket's 'finish': once the kernel has every byte written before the end
+      if (need().queued(this.id) === 0) process.nextTick(cb);
+      else (this.#writeCallbacks ??= []).push(() => cb());
+    }
     need().end(this.id);
     return this;
   }
@@ -326,6 +399,21 @@ export class UvSocket {
     if (!this.#needDrain) return;
     this.#needDrain = false;
     this._emit1('drain');
+  }
+
+  /**
+   * @internal Whole frames of a framed listener, lying in slab[start, end) with their size
+   * prefixes: one 'frame' per frame (without its prefix, a view of the slab), then a
+   * 'frameError' with the size when a prefix was out of range (reading has stopped then).
+   */
+  _onFrames(slab: Buffer, start: number, end: number, badSize: number): void {
+    let pos = start;
+    while (pos < end && !this.destroyed) {
+      const size = slab.readInt32BE(pos);
+      this._emit1('frame', slab.subarray(pos + 4, pos + 4 + size));
+      pos += 4 + size;
+    }
+    if (badSize !== -1 && !this.destroyed) this._emit1('frameError', badSize);
   }
 
   /** @internal */
@@ -373,19 +461,29 @@ export class UvTcpServer {
   readonly #serverId: number;
   readonly port: number;
   readonly onConnection: (socket: UvSocket) => void;
+  /** > 0: connections read frames of at most this many bytes. */
+  readonly maxFrame: number;
   #closed = false;
 
-  private constructor(serverId: number, port: number, onConnection: (socket: UvSocket) => void) {
+  private constructor(serverId: number, port: number, onConnection: (socket: UvSocket) => void, maxFrame: number) {
     this.#serverId = serverId;
     this.port = port;
     this.onConnection = onConnection;
+    this.maxFrame = maxFrame;
   }
 
-  /** Binds and listens; throws a readable error (e.g. `EADDRINUSE`) when it cannot. */
-  static listen(host: string, port: number, onConnection: (socket: UvSocket) => void, backlog = 511): UvTcpServer {
+  /**
+   * Binds and listens; throws a readable error (e.g. `EADDRINUSE`) when it cannot. With
+   * `maxFrame` > 0 the connections read size-prefixed frames (`int32 size` + `size` bytes, as
+   * Kafka's): they emit 'frame' per frame instead of 'data', and 'frameError' with the size
+   * when a prefix is negative or above `maxFrame` (nothing more is read).
+   */
+  static listen(host: string, port: number, onConnection: (socket: UvSocket) => void, backlog = 511, maxFrame = 0): UvTcpServer {
     checkPort(port);
-    const [serverId, bound] = need().listen(host, port, backlog);
-    const s = new UvTcpServer(serverId, bound, onConnection);
+    if (!Number.isInteger(maxFrame) || maxFrame < 0 || maxFrame > 0x7fffffff)
+      throw new RangeError(`maxFrame must be an integer in 0..2^31-1, got ${maxFrame}`);
+    const [serverId, bound] = need().listen(host, port, backlog, maxFrame);
+    const s = new UvTcpServer(serverId, bound, onConnection, maxFrame);
     servers[serverId] = s;
     return s;
   }

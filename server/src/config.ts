@@ -322,6 +322,12 @@ export const ConfigSchema = z.strictObject({
       .min(1, 'at least 1')
       .default(7 * 24 * 3600 * 1000)
       .describe('Idempotent-producer sequence state idle longer than this is forgotten, in milliseconds'),
+    tcpTransport: z
+      .enum(['native', 'node'])
+      .default('native')
+      .describe(
+        'Transport of the plain-TCP Kafka listener: native (our libuv addon: responses go to the kernel without the net.Socket stream machinery; falls back to node where the addon is not built) or node (net.Socket). TLS always uses Node',
+      ),
     bindings: z
       .string()
       .default('')

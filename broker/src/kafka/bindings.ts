@@ -310,7 +310,7 @@ export class BindingManager {
       };
       const m: Message = {
         topic,
-        payload: r.value ?? Buffer.alloc(0),
+        payload: r.value === null ? Buffer.alloc(0) : unpinned(r.value),
         qos: 1,
         retain: false,
         receivedAt: Date.now(),
@@ -320,4 +320,12 @@ export class BindingManager {
       this.#o.publish(m);
     }
   }
+}
+
+/**
+ * A record value that is a small view of a large buffer (a request read into a 16–256 KiB slab)
+ * is copied, so MQTT sessions that queue it do not hold the whole buffer.
+ */
+function unpinned(v: Buffer): Buffer {
+  return v.buffer.byteLength > 2 * v.length + 4096 ? Buffer.from(v) : v;
 }

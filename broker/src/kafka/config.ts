@@ -35,6 +35,12 @@ export interface KafkaConfig {
    * against the MQTT users in meta; empty = no authentication (anonymous Kafka clients).
    */
   saslMechanisms: string;
+  /**
+   * Transport of the plain-TCP Kafka listener: `native` (common/native/uvtcp.c: writes go to the
+   * kernel from the addon, no net.Socket stream machinery per request) or `node` (net.Socket).
+   * Falls back to `node` with a warning where the addon is not built. TLS always uses Node.
+   */
+  tcpTransport: 'native' | 'node';
 }
 
 export const KAFKA_DEFAULTS: Readonly<KafkaConfig> = Object.freeze({
@@ -50,6 +56,7 @@ export const KAFKA_DEFAULTS: Readonly<KafkaConfig> = Object.freeze({
   producerIdleExpiryMs: 7 * 24 * 3600 * 1000,
   bindings: '',
   saslMechanisms: '',
+  tcpTransport: 'native',
 });
 
 export function resolveKafkaConfig(c: Partial<KafkaConfig> = {}): Readonly<KafkaConfig> {

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
-import { once } from 'node:events';
 import type { Registry } from 'prom-client';
-import { hotCounter, type Logger } from '@robustmq/common';
+import { hotCounter, type Logger, type UvSocket } from '@robustmq/common';
 import type { MetaClient } from '@robustmq/meta';
 import { GrpcJournalClient, type JournalClient } from '@robustmq/journal';
 import type { Message } from '../mqtt/message.js';
@@ -14,7 +13,7 @@ import { GroupCoordinator } from './groups.js';
 import { OffsetStore } from './offsets.js';
 import { ProducerStateManager } from './producers.js';
 import { BindingManager } from './bindings.js';
-import { Framer } from './framing.js';
+import { FrameReader } from './framing.js';
 import { API_KEY_API_VERSIONS, apiFor, decodeRequestHeader, encodeResponseFrame, type ApiCodec } from './protocol.js';
 import { API_BY_KEY } from './messages/index.js';
 import type { ProduceRequest } from './messages/produce/index.js';
@@ -109,6 +108,30 @@ const UNAUTHENTICATED_APIS: ReadonlySet<number> = new Set([API_KEY_API_VERSIONS,
 const API_KEY_PRODUCE = 0;
 /** Request bytes a connection's pipelined Produce requests may hold (one larger request still runs, alone). */
 const PIPELINED_REQUEST_BYTES = 16 * 1024 * 1024;
+/** Received bytes a connection holds before its request loop takes them; reading pauses beyond. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
+/** A client connection: a Node socket (TLS, or `kafka.tcpTransport: node`) or the native transport's. */
+export type KafkaSocket = Socket | UvSocket;
+
+/** Resolves on the socket's next 'drain'; rejects when it closes first or `timeoutMs` passes. */
+function drained(socket: KafkaSocket, timeoutMs: number): Promise<void> {
+  const s = socket as unknown as { on(e: string, fn: () => void): unknown; off(e: string, fn: () => void): unknown };
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      s.off('drain', onDrain);
+      s.off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('connection closed before the response was written'));
+    const timer = setTimeout(() => done(new Error(`response not written within drainTimeoutMs (${timeoutMs} ms)`)), timeoutMs);
+    s.on('drain', onDrain);
+    s.on('close', onClose);
+  });
+}
 
 /** A listener's view of the Kafka server (the TLS listener advertises its own port). */
 export interface KafkaListenerOptions {
@@ -276,18 +299,19 @@ export class KafkaServer {
   }
 
   /** Serves one client connection until it closes. */
-  handleSocket(socket: Socket, listener: KafkaListenerOptions = {}): void {
+  handleSocket(socket: KafkaSocket, listener: KafkaListenerOptions = {}): void {
     const connId = this.#nextConnId++;
     void this.#serve(socket, connId, listener);
   }
 
-  async #serve(socket: Socket, connId: number, listener: KafkaListenerOptions): Promise<void> {
+  async #serve(socket: KafkaSocket, connId: number, listener: KafkaListenerOptions): Promise<void> {
     const log = this.#log.child({ connId });
     const closed = new AbortController();
     const onRootAbort = (): void => closed.abort();
     this.#closing.signal.addEventListener('abort', onRootAbort, { once: true });
     socket.once('close', () => closed.abort());
-    const framer = new Framer(this.config.maxRequestBytes);
+    const bytesIn = this.metrics.bytesIn;
+    const reader = new FrameReader(socket, this.config.maxRequestBytes, READ_AHEAD_BYTES, (n) => bytesIn.inc(n));
     const clientHost = socket.remoteAddress ?? '';
     try {
       await this.ready;
@@ -315,15 +339,12 @@ export class KafkaServer {
           },
         }),
       };
-      for await (const chunk of socket as AsyncIterable<Buffer>) {
-        this.metrics.bytesIn.inc(chunk.length);
-        for (const frame of framer.push(chunk)) {
-          if (conn.sasl.raw) {
-            await conn.pipeline.idle();
-            await this.#handleRawSasl(socket, frame, conn);
-          } else await this.#handle(socket, frame, conn);
-          if (socket.destroyed) return;
-        }
+      for (let frame = await reader.next(); frame !== undefined; frame = await reader.next()) {
+        if (conn.sasl.raw) {
+          await conn.pipeline.idle();
+          await this.#handleRawSasl(socket, frame, conn);
+        } else await this.#handle(socket, frame, conn);
+        if (socket.destroyed) return;
       }
       await conn.pipeline.idle(); // the client ended its side: answer what it sent
     } catch (err) {
@@ -339,7 +360,7 @@ export class KafkaServer {
    * A raw SASL token after SaslHandshake v0 (no request header): the answer is a size-prefixed
    * raw frame; a failed exchange closes the connection, as Kafka does.
    */
-  async #handleRawSasl(socket: Socket, frame: Buffer, conn: KafkaConnection): Promise<void> {
+  async #handleRawSasl(socket: KafkaSocket, frame: Buffer, conn: KafkaConnection): Promise<void> {
     let reply: Buffer;
     try {
       reply = await conn.sasl.step(frame);
@@ -354,7 +375,7 @@ export class KafkaServer {
     await this.#send(socket, [size, reply]);
   }
 
-  async #handle(socket: Socket, frame: Buffer, conn: KafkaConnection): Promise<void> {
+  async #handle(socket: KafkaSocket, frame: Buffer, conn: KafkaConnection): Promise<void> {
     const { ctx, clientHost, signal, log, sasl } = conn;
     const started = process.hrtime.bigint();
     const { header, body } = decodeRequestHeader(frame);
@@ -429,7 +450,7 @@ export class KafkaServer {
     this.#timeRequest(api.name, started);
     if (sasl.failed) {
       // Kafka closes the connection after a failed exchange: flush the response, then end.
-      await new Promise<void>((resolve) => socket.end(resolve));
+      await new Promise<void>((resolve) => void socket.end(() => resolve()));
       throw new SaslAuthError('authentication failed');
     }
   }
@@ -457,7 +478,7 @@ export class KafkaServer {
    * Writes a response; a full socket buffer is waited on with a deadline, never ignored.
    * `written` runs once the kernel has all of it, or the write failed (the socket is gone).
    */
-  async #send(socket: Socket, chunks: Buffer[], written?: () => void): Promise<void> {
+  async #send(socket: KafkaSocket, chunks: Buffer[], written?: () => void): Promise<void> {
     let ok = true;
     let bytes = 0;
     if (chunks.length > 1) socket.cork();
@@ -470,7 +491,7 @@ export class KafkaServer {
     if (last < 0) written?.();
     if (chunks.length > 1) socket.uncork();
     this.metrics.bytesOut.inc(bytes);
-    if (!ok && !socket.destroyed) await once(socket, 'drain', { signal: AbortSignal.timeout(this.config.drainTimeoutMs) });
+    if (!ok && !socket.destroyed) await drained(socket, this.config.drainTimeoutMs);
   }
 
   /** Ends long polls and group timers; connections are closed by the listener. */
