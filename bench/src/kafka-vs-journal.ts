@@ -2,9 +2,10 @@
  * `robust-bench kafka-vs-journal`: the Kafka path against the journal underneath it, in one run
  * (issue #7: produce ≥ 0.8 of the journal's own append rate, consume ≥ 1 GB/s from the page cache).
  *
- * 1. journal: the same RecordBatches appended in this process to a fresh Journal with the server's
- *    defaults (segment engine, fsync policy `interval`), one shard per partition, round-robin,
- *    with as many appends in flight as the producer has requests in flight;
+ * 1. journal: the same RecordBatches appended to a fresh Journal with the server's defaults
+ *    (segment engine, fsync policy `interval`), one shard per partition, round-robin, with as
+ *    many appends in flight as the producer has requests in flight, in a fresh child process
+ *    (--journal-in-process: in this one);
  * 2. Kafka produce, for each --acks: a robust-server started here (a separate process; or --port),
  *    one connection sending pre-built Produce v3 frames (ProduceFrame: only the correlation id,
  *    partition, timestamps and CRC are patched per send) with --inflight requests pipelined;
@@ -13,6 +14,10 @@
  *    as they stream in, into one reused read buffer (`onread`): only frame, partition and batch
  *    headers are looked at, nothing is copied or joined.
  *
+ * With --rounds N, steps 1 and 2 run N times interleaved against one server; each row is the
+ * median round and every round's ratio is listed (this VM's disk and CPU vary ×3 from minute
+ * to minute, so one round proves little).
+ *
  * Besides wall-clock rates it reports the server's CPU time per request / per GB (from
  * /proc/<pid>/stat), which stays comparable when other work on the machine skews the rates.
  * Bounded by --timeout; stops only the server it started, by PID.
@@ -20,7 +25,8 @@
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Compression, type Journal } from '@robustmq/journal';
@@ -64,10 +70,22 @@ const options = {
     help: 'records produced (and appended to the journal) before the timed cases, so the JIT is warm',
   },
   'fetch-passes': { type: 'number', min: 1, default: 3, help: 'times the acks=1 topic is read from the start' },
+  rounds: {
+    type: 'number',
+    min: 1,
+    default: 1,
+    help: 'journal and produce cases run this many times, interleaved (one server); each row is the median round, and the ratio of every round is listed',
+  },
   port: { type: 'number', min: 1, max: 65535, short: 'p', help: 'Kafka port of a running server (default: start one)' },
   'server-pid': { type: 'number', min: 1, help: 'with --port: the server process, for its CPU time' },
   'server-cpu-prof': { type: 'string', help: 'directory for a CPU profile of the started server (node --cpu-prof)' },
   timeout: { type: 'number', min: 1, default: 300, help: 'seconds before the run is abandoned (the server is stopped)' },
+  'journal-in-process': {
+    type: 'boolean',
+    default: false,
+    help: 'run the journal case in this process instead of a fresh child process each round',
+  },
+  'journal-only': { type: 'boolean', default: false, help: '(internal) run only the journal case and print its row as JSON' },
   json: { type: 'boolean', default: false, help: 'print the rows as JSON' },
   help: { type: 'boolean', default: false, help: 'show this help' },
 } as const satisfies OptionTable;
@@ -174,6 +192,26 @@ async function journalCase(s: Settings, batch: Buffer): Promise<Row> {
     await j?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The journal case in a fresh process (this program with --journal-only): its rate does not
+ * depend on what this process ran before it (the Kafka producer's heap, JIT and buffers).
+ */
+function journalCaseInChild(v: OptionValues): Promise<Row> {
+  const pass = ['records', 'record-bytes', 'batch-bytes', 'inflight', 'partitions', 'partitions-per-request', 'warmup'];
+  const args = [fileURLToPath(new URL('./main.js', import.meta.url)), 'kafka-vs-journal', '--journal-only', '--json'];
+  for (const k of pass) args.push(`--${k}`, String(v[k]));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 1 << 20, timeout: (v.timeout as number) * 1000 }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new Error(`journal case: ${stderr.trim() || err.message}`));
+      try {
+        resolve((JSON.parse(stdout) as { rows: Row[] }).rows[0]!);
+      } catch (e) {
+        reject(new Error(`journal case printed no row: ${(e as Error).message}`));
+      }
+    });
+  });
 }
 
 async function createTopic(target: KafkaTarget, topic: string, partitions: number): Promise<void> {
@@ -490,10 +528,13 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
   const step = (what: string): void => {
     if (v.json !== true) process.stderr.write(`${what}…\n`);
   };
-  step('journal append');
-  settleDisk();
-  rows.push(await journalCase(s, batch));
-  const journalRate = rows[0]!.recordsPerS;
+  if (v['journal-only'] === true) return { rows: [await journalCase(s, batch)], notes: [] };
+  const rounds = v.rounds as number;
+  const inProcess = v['journal-in-process'] === true;
+  /** Rows of the journal and produce cases, per case, one per round. */
+  const perCase = new Map<string, Row[]>();
+  const keep = (r: Row): void => void (perCase.get(r.case) ?? perCase.set(r.case, []).get(r.case)!).push(r);
+  const ratios: string[] = [];
 
   let broker: Broker | undefined;
   const cpuProf = v['server-cpu-prof'] as string | undefined;
@@ -513,14 +554,37 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, `kvj-${run}-warmup${a === -1 ? 'all' : a}`, a, batch);
     }
     let fetchTopic: string | undefined;
-    for (const a of acks) {
-      const topic = `kvj-${run}-acks${a === -1 ? 'all' : a}`;
-      step(`kafka produce acks=${a === -1 ? 'all' : a}`);
+    for (let round = 1; round <= rounds; round++) {
+      const of = rounds > 1 ? ` (round ${round} of ${rounds})` : '';
+      step(`journal append${of}`);
       settleDisk();
-      const r = await produceCase(s, target, serverPid, topic, a, batch);
-      r.ratio = r.recordsPerS / journalRate;
-      rows.push(r);
-      if (a === 1 || fetchTopic === undefined) fetchTopic = topic;
+      const j = inProcess ? await journalCase(s, batch) : await journalCaseInChild(v);
+      keep(j);
+      const inRound: string[] = [];
+      for (const a of acks) {
+        const topic = `kvj-${run}-r${round}-acks${a === -1 ? 'all' : a}`;
+        step(`kafka produce acks=${a === -1 ? 'all' : a}${of}`);
+        settleDisk();
+        const r = await produceCase(s, target, serverPid, topic, a, batch);
+        r.ratio = r.recordsPerS / j.recordsPerS;
+        keep(r);
+        inRound.push(`${r.case.replace('kafka produce ', '')} ${r.ratio.toFixed(2)}`);
+        if (round === 1 && (a === 1 || fetchTopic === undefined)) fetchTopic = topic;
+      }
+      ratios.push(`round ${round}: journal ${Math.round(j.recordsPerS).toLocaleString('en-US')} records/s, ${inRound.join(', ')}`);
+    }
+    for (const list of perCase.values()) {
+      const sorted = [...list].sort((x, y) => x.recordsPerS - y.recordsPerS);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+      const rowOut = { ...median };
+      if (rounds > 1) {
+        rowOut.case = `${median.case}, median of ${rounds}`;
+        if (median.ratio !== null) {
+          const rs = list.map((r) => r.ratio!).sort((x, y) => x - y);
+          rowOut.ratio = rs[Math.floor((rs.length - 1) / 2)]!; // the median of the per-round ratios
+        }
+      }
+      rows.push(rowOut);
     }
     if (fetchTopic !== undefined) step('kafka fetch');
     if (fetchTopic !== undefined) rows.push(...(await fetchCase(s, target, serverPid, fetchTopic)));
@@ -537,8 +601,9 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       `(${s.inflight * s.partitionsPerRequest} journal appends), ` +
       `after ${s.warmupBatches} warm-up batches (journal; server: per acks case); ` +
       `fetch max_bytes ${s.fetchMaxBytes}, partition_max_bytes ${s.partitionMaxBytes}. MB = 10^6 bytes of record batches.`,
-    `× journal = Kafka produce records/s ÷ journal append records/s; every timed case starts after sync(1). CPU: the journal case's own process; Kafka cases: the server process` +
+    `× journal = Kafka produce records/s ÷ journal append records/s; every timed case starts after sync(1). The journal case runs ${inProcess ? 'in this process' : 'in a fresh child process each round'}. CPU: the journal case's own process; Kafka cases: the server process` +
       `${v.port !== undefined && v['server-pid'] === undefined ? ' (not measured: --port without --server-pid)' : ''}.`,
+    ...(rounds > 1 ? [`× journal per round (each against the journal case of its own round): ${ratios.join('; ')}.`] : []),
     `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, 1-min load average ${load0.toFixed(2)} before, ${load1.toFixed(2)} after.`,
   ];
   return { rows, notes };

@@ -176,3 +176,33 @@ test('against the sink: QoS 1 and 2 all acknowledged, 5.0 too', async (t) => {
   const limited = await runMqttBench(optionsFrom('pub', { ...defaults, ...base, qos: 0, count: 2000, rate: 4000 }));
   assert.ok(limited.sendRate > 3000 && limited.sendRate < 4800, `rate ${limited.sendRate}`);
 });
+
+test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, every record fetched back', async () => {
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [MAIN, 'kafka-vs-journal', '-n', '4096', '--warmup', '0', '--rounds', '2', '--acks', '1', '--fetch-passes', '1', '--json'].concat([
+        '--port',
+        String(broker.kafkaPort),
+        '--server-pid',
+        String(broker.pid),
+      ]),
+      { timeout: 120_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`exit ${String(err.code)}: ${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  const { rows, notes } = JSON.parse(out) as {
+    rows: { case: string; records: number; ratio: number | null; errors: number }[];
+    notes: string[];
+  };
+  assert.deepEqual(
+    rows.map((r) => r.case.replace(/\d+ fetches/, 'n fetches')),
+    ['journal append, 64 in flight, median of 2', 'kafka produce acks=1, median of 2', 'kafka fetch pass 1 (n fetches)'],
+  );
+  assert.equal(rows[1]!.records, 4096, 'every record acknowledged');
+  assert.ok(rows[1]!.ratio !== null && rows[1]!.ratio > 0);
+  assert.equal(rows[2]!.records, 4096, 'every record fetched back');
+  assert.ok(rows.every((r) => r.errors === 0));
+  assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, acks=1 [\d.]+; round 2:/);
+  assert.match(notes.join('\n'), /fresh child process/);
+});
