@@ -1,7 +1,18 @@
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listen, closeServer, hotCounter, UvTcpServer, uvTcpAvailable, uvTcpLoadError, type UvSocket, type Logger } from '@robustmq/common';
+import {
+  listen,
+  closeServer,
+  hotCounter,
+  ErrorCode,
+  RobustError,
+  UvTcpServer,
+  uvTcpAvailable,
+  uvTcpLoadError,
+  type UvSocket,
+  type Logger,
+} from '@robustmq/common';
 import type { ListenerMetrics } from './metrics.js';
 
 /** A connection of a TCP listener: a Node socket, or one of our libuv addon (`transport: 'native'`). */
@@ -87,7 +98,12 @@ export class TcpListener {
       const host = isIP(this.#opts.host) !== 0 ? this.#opts.host : (await lookup(this.#opts.host)).address;
       this.#uvServer = UvTcpServer.listen(host, this.#opts.port, (s) => this.#accept(s), 511, this.#opts.maxFrameBytes ?? 0);
     } catch (err) {
-      throw new Error(`${this.name} listener cannot bind ${this.#opts.host}:${this.#opts.port}: ${(err as Error).message}`, { cause: err });
+      // the same errors as the Node path (common/src/net.ts listen)
+      const { name } = this;
+      const { host, port } = this.#opts;
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new RobustError(ErrorCode.PortInUse, `${name}: port ${port} on ${host} is already in use`, { cause: err });
+      throw new RobustError(ErrorCode.ListenFailed, `${name}: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }
     this.#port = this.#uvServer.port;
     return this.#port;
