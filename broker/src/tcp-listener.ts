@@ -3,10 +3,9 @@ import { lookup } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   listen,
+  listenError,
   closeServer,
   hotCounter,
-  ErrorCode,
-  RobustError,
   UvTcpServer,
   uvTcpAvailable,
   uvTcpLoadError,
@@ -98,12 +97,7 @@ export class TcpListener {
       const host = isIP(this.#opts.host) !== 0 ? this.#opts.host : (await lookup(this.#opts.host)).address;
       this.#uvServer = UvTcpServer.listen(host, this.#opts.port, (s) => this.#accept(s), 511, this.#opts.maxFrameBytes ?? 0);
     } catch (err) {
-      // the same errors as the Node path (common/src/net.ts listen)
-      const { name } = this;
-      const { host, port } = this.#opts;
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
-        throw new RobustError(ErrorCode.PortInUse, `${name}: port ${port} on ${host} is already in use`, { cause: err });
-      throw new RobustError(ErrorCode.ListenFailed, `${name}: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+      throw listenError(this.name, this.#opts.host, this.#opts.port, err as Error); // as the Node path's
     }
     this.#port = this.#uvServer.port;
     return this.#port;

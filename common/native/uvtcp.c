@@ -415,12 +415,17 @@ static void on_connect(uv_connect_t* req, int status) {
 // ------------------------------------------------------------------------------------------
 // writing
 
+// Frees a write request and the buffer references it holds.
+static void wreq_free(wreq_t* w) {
+  for (size_t i = 0; i < w->nrefs; i++) napi_delete_reference(g_env, ((napi_ref*)w->data)[i]);
+  free(w);
+}
+
 static void on_written(uv_write_t* req, int status) {
   wreq_t* w = (wreq_t*)req;
   conn_t* c = (conn_t*)req->handle;
   c->queued -= w->len;
-  for (size_t i = 0; i < w->nrefs; i++) napi_delete_reference(g_env, ((napi_ref*)w->data)[i]);
-  free(w);
+  wreq_free(w);
   if (c->flags & F_CLOSING) return;
   if (status < 0) {
     close_conn(c, status);
@@ -449,8 +454,7 @@ static int64_t write_refs(conn_t* c, uv_buf_t* bufs, napi_value* vals, unsigned 
   napi_ref* refs = (napi_ref*)w->data;
   for (unsigned i = 0; i < count; i++) {
     if (napi_create_reference(g_env, vals[first + i], 1, &refs[i]) != napi_ok) {
-      for (size_t j = 0; j < w->nrefs; j++) napi_delete_reference(g_env, refs[j]);
-      free(w);
+      wreq_free(w);
       return UV_ENOMEM;
     }
     w->nrefs++;
@@ -459,8 +463,7 @@ static int64_t write_refs(conn_t* c, uv_buf_t* bufs, napi_value* vals, unsigned 
   bufs[first].len -= skip;
   int r = uv_write(&w->req, (uv_stream_t*)&c->h, bufs + first, count, on_written);  // copies the uv_buf_t array
   if (r != 0) {
-    for (size_t j = 0; j < w->nrefs; j++) napi_delete_reference(g_env, refs[j]);
-    free(w);
+    wreq_free(w);
     return r;
   }
   c->queued += rest;

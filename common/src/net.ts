@@ -1,6 +1,13 @@
 import type { Server } from 'node:net';
 import { ErrorCode, RobustError, isErrno } from './errors.js';
 
+/** The error of a listener that cannot bind: PortInUse for EADDRINUSE, else ListenFailed. */
+export function listenError(name: string, host: string, port: number, err: Error): RobustError {
+  if (isErrno(err, 'EADDRINUSE'))
+    return new RobustError(ErrorCode.PortInUse, `${name}: port ${port} on ${host} is already in use`, { cause: err });
+  return new RobustError(ErrorCode.ListenFailed, `${name}: cannot listen on ${host}:${port}: ${err.message}`, { cause: err });
+}
+
 /**
  * Binds `server` to host:port and resolves with the bound port (port 0 = any free port).
  * Rejects with a RobustError naming the listener, so a caller can collect every failure at once.
@@ -9,11 +16,7 @@ export function listen(server: Server, name: string, host: string, port: number)
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       server.off('listening', onListening);
-      if (isErrno(err, 'EADDRINUSE')) {
-        reject(new RobustError(ErrorCode.PortInUse, `${name}: port ${port} on ${host} is already in use`, { cause: err }));
-      } else {
-        reject(new RobustError(ErrorCode.ListenFailed, `${name}: cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
-      }
+      reject(listenError(name, host, port, err));
     };
     const onListening = (): void => {
       server.off('error', onError);

@@ -103,7 +103,6 @@ export interface FrameSource {
  * frames before it are taken.
  */
 export class FrameReader {
-  readonly #framer: Framer;
   readonly #source: FrameSource;
   readonly #highWater: number;
   readonly #frames: Buffer[] = [];
@@ -115,7 +114,6 @@ export class FrameReader {
   #wake: (() => void) | undefined;
 
   constructor(source: FrameSource, maxFrameBytes: number, highWater: number, onBytes?: (n: number) => void) {
-    this.#framer = new Framer(maxFrameBytes);
     this.#source = source;
     this.#highWater = highWater;
     if (source.framed === true) {
@@ -130,13 +128,14 @@ export class FrameReader {
         this.#error = new FrameTooLargeError(size, maxFrameBytes);
         this.#notify();
       });
-    } else
+    } else {
+      const framer = new Framer(maxFrameBytes);
       source.on('data', (chunk: Buffer) => {
         onBytes?.(chunk.length);
         if (this.#error !== undefined) return;
         const had = this.#frames.length;
         try {
-          this.#framer.push(chunk, this.#frames);
+          framer.push(chunk, this.#frames);
         } catch (err) {
           this.#error = err;
           this.#pause();
@@ -145,17 +144,13 @@ export class FrameReader {
         if (this.#queuedBytes > this.#highWater) this.#pause(); // whole frames only: a frame being read must complete
         this.#notify();
       });
+    }
     const finish = (): void => {
       this.#done = true;
       this.#notify();
     };
     source.on('end', finish);
     source.on('close', finish);
-  }
-
-  /** Bytes received and not yet taken as frames. */
-  get buffered(): number {
-    return this.#queuedBytes + this.#framer.buffered;
   }
 
   /** The next frame; undefined once the peer ended (or the connection closed) and all are taken. */

@@ -108,7 +108,7 @@ const UNAUTHENTICATED_APIS: ReadonlySet<number> = new Set([API_KEY_API_VERSIONS,
 const API_KEY_PRODUCE = 0;
 /** Request bytes a connection's pipelined Produce requests may hold (one larger request still runs, alone). */
 const PIPELINED_REQUEST_BYTES = 16 * 1024 * 1024;
-/** Received bytes a connection holds before its request loop takes them; reading pauses beyond. */
+/** Bytes of whole request frames a connection holds before its request loop takes them; reading pauses beyond. */
 const READ_AHEAD_BYTES = 1024 * 1024;
 
 /** A client connection: a Node socket (TLS, or `kafka.tcpTransport: node`) or the native transport's. */
