@@ -25,7 +25,7 @@
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +85,11 @@ const options = {
     default: false,
     help: 'run the journal case in this process instead of a fresh child process each round',
   },
+  floor: {
+    type: 'boolean',
+    default: false,
+    help: 'also produce, each round, into the Kafka floor server (bench/src/kafka-floor-server.ts: receive, CRC check, one write per partition, answer; the least any broker on Node.js does)',
+  },
   'journal-only': { type: 'boolean', default: false, help: '(internal) run only the journal case and print its row as JSON' },
   json: { type: 'boolean', default: false, help: 'print the rows as JSON' },
   help: { type: 'boolean', default: false, help: 'show this help' },
@@ -132,6 +137,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** The server this run started, killed by PID if the run times out. */
 let started: Broker | undefined;
+let startedFloor: Floor | undefined;
 
 /**
  * Writes all dirty pages out (sync(1)) before a timed case, so no case pays for the kernel's
@@ -537,6 +543,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
   const ratios: string[] = [];
 
   let broker: Broker | undefined;
+  let floor: Floor | undefined;
   const cpuProf = v['server-cpu-prof'] as string | undefined;
   try {
     let port = v.port as number | undefined;
@@ -547,11 +554,27 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       port = broker.kafkaPort!;
     }
     const serverPid = broker?.pid ?? (v['server-pid'] as number | undefined);
+    if (v.floor === true) {
+      step('starting the Kafka floor server');
+      floor = await startFloor();
+      startedFloor = floor;
+    }
+    const floorTarget: KafkaTarget | undefined = floor && {
+      host: '127.0.0.1',
+      port: floor.port,
+      tls: null,
+      clientId: 'robust-bench-floor',
+      connectTimeoutMs: 10_000,
+    };
     const target: KafkaTarget = { host: '127.0.0.1', port, tls: null, clientId: 'robust-bench-kvj', connectTimeoutMs: 10_000 };
     const run = Date.now().toString(36);
     for (const a of s.warmupBatches > 0 ? acks : []) {
       step(`kafka warm-up acks=${a === -1 ? 'all' : a}`);
       await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, `kvj-${run}-warmup${a === -1 ? 'all' : a}`, a, batch);
+    }
+    if (floorTarget !== undefined && s.warmupBatches > 0) {
+      step('floor warm-up acks=1');
+      await produceCase({ ...s, batches: s.warmupBatches }, floorTarget, undefined, `kvj-${run}-floor-warmup`, 1, batch);
     }
     let fetchTopic: string | undefined;
     for (let round = 1; round <= rounds; round++) {
@@ -561,6 +584,15 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       const j = inProcess ? await journalCase(s, batch) : await journalCaseInChild(v);
       keep(j);
       const inRound: string[] = [];
+      if (floor !== undefined && floorTarget !== undefined) {
+        step(`floor produce acks=1${of}`);
+        settleDisk();
+        const r = await produceCase(s, floorTarget, floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
+        r.case = 'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer)';
+        r.ratio = r.recordsPerS / j.recordsPerS;
+        keep(r);
+        inRound.push(`floor ${r.ratio.toFixed(2)}`);
+      }
       for (const a of acks) {
         const topic = `kvj-${run}-r${round}-acks${a === -1 ? 'all' : a}`;
         step(`kafka produce acks=${a === -1 ? 'all' : a}${of}`);
@@ -589,6 +621,11 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
     if (fetchTopic !== undefined) step('kafka fetch');
     if (fetchTopic !== undefined) rows.push(...(await fetchCase(s, target, serverPid, fetchTopic)));
   } finally {
+    if (floor !== undefined) {
+      await stopProcess(floor.child);
+      rmSync(floor.dir, { recursive: true, force: true });
+    }
+    startedFloor = undefined;
     if (broker !== undefined) {
       await stopProcess(broker.child);
       rmSync(broker.dir, { recursive: true, force: true });
@@ -609,6 +646,33 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
   return { rows, notes };
 }
 
+export interface Floor {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  /** Its data directory: one file per partition, `<topic>-<partition>`. */
+  dir: string;
+}
+
+/** Starts bench/src/kafka-floor-server.ts on a free port with a fresh data directory. */
+export async function startFloor(): Promise<Floor> {
+  const dir = await mkdtemp(join(tmpdir(), 'robust-bench-kafka-floor-'));
+  const script = fileURLToPath(new URL('./kafka-floor-server.js', import.meta.url));
+  const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"listening"'));
+      if (line !== undefined) resolve((JSON.parse(line) as { kafkaPort: number }).kafkaPort);
+    });
+    child.once('exit', (code) => reject(new Error(`the Kafka floor server exited (${String(code)}): ${err.trim()}`)));
+  });
+  return { child, pid: child.pid!, port, dir };
+}
+
 /** `robust-bench kafka-vs-journal …` */
 export async function run(argv: string[]): Promise<number> {
   let values: OptionValues;
@@ -624,6 +688,10 @@ export async function run(argv: string[]): Promise<number> {
   const timeoutS = values.timeout as number;
   const timer = setTimeout(() => {
     process.stderr.write(`robust-bench kafka-vs-journal: not done after ${timeoutS} s; giving up\n`);
+    if (startedFloor !== undefined) {
+      process.kill(startedFloor.pid, 'SIGKILL');
+      rmSync(startedFloor.dir, { recursive: true, force: true });
+    }
     const b = started;
     if (b?.child.exitCode === null && b.child.signalCode === null) {
       process.kill(b.pid, 'SIGKILL');

@@ -8,12 +8,18 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { once } from 'node:events';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Compression } from '@robustmq/journal';
 import { startBroker, stopProcess } from './compare.js';
 import { MqttParser } from './mqtt-parser.js';
 import { PacketType } from './mqtt-packets.js';
 import { optionsFrom, runMqttBench, type MqttMode } from './mqtt-bench.js';
 import { startSink } from './sink.js';
+import { KafkaConnection } from './kafka-client.js';
+import { startFloor } from './kafka-vs-journal.js';
+import { ApiKey, buildBatch, decodeProduceResponse, KafkaWriter } from './kafka-wire.js';
+import { ErrorCounts } from './stats.js';
 import type { Summary } from './stats.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -181,12 +187,22 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
   const out = await new Promise<string>((resolve, reject) =>
     execFile(
       process.execPath,
-      [MAIN, 'kafka-vs-journal', '-n', '4096', '--warmup', '0', '--rounds', '2', '--acks', '1', '--fetch-passes', '1', '--json'].concat([
-        '--port',
-        String(broker.kafkaPort),
-        '--server-pid',
-        String(broker.pid),
-      ]),
+      [
+        MAIN,
+        'kafka-vs-journal',
+        '-n',
+        '4096',
+        '--warmup',
+        '0',
+        '--rounds',
+        '2',
+        '--acks',
+        '1',
+        '--fetch-passes',
+        '1',
+        '--floor',
+        '--json',
+      ].concat(['--port', String(broker.kafkaPort), '--server-pid', String(broker.pid)]),
       { timeout: 120_000 },
       (err, stdout, stderr) => (err ? reject(new Error(`exit ${String(err.code)}: ${stderr}`)) : resolve(stdout)),
     ),
@@ -197,12 +213,52 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
   };
   assert.deepEqual(
     rows.map((r) => r.case.replace(/\d+ fetches/, 'n fetches')),
-    ['journal append, 64 in flight, median of 2', 'kafka produce acks=1, median of 2', 'kafka fetch pass 1 (n fetches)'],
+    [
+      'journal append, 64 in flight, median of 2',
+      'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer), median of 2',
+      'kafka produce acks=1, median of 2',
+      'kafka fetch pass 1 (n fetches)',
+    ],
   );
-  assert.equal(rows[1]!.records, 4096, 'every record acknowledged');
-  assert.ok(rows[1]!.ratio !== null && rows[1]!.ratio > 0);
-  assert.equal(rows[2]!.records, 4096, 'every record fetched back');
+  assert.equal(rows[1]!.records, 4096, 'the floor server acknowledged every record');
+  assert.equal(rows[2]!.records, 4096, 'every record acknowledged');
+  assert.ok(rows[2]!.ratio !== null && rows[2]!.ratio > 0);
+  assert.equal(rows[3]!.records, 4096, 'every record fetched back');
   assert.ok(rows.every((r) => r.errors === 0));
-  assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, acks=1 [\d.]+; round 2:/);
+  assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, floor [\d.]+, acks=1 [\d.]+; round 2:/);
   assert.match(notes.join('\n'), /fresh child process/);
+});
+
+test("the Kafka floor server stores each partition's batches byte-exact and refuses a bad CRC with CORRUPT_MESSAGE", async (t) => {
+  const floor = await startFloor();
+  t.after(async () => {
+    await stopProcess(floor.child);
+    rmSync(floor.dir, { recursive: true, force: true });
+  });
+  const target = { host: '127.0.0.1', port: floor.port, tls: null, clientId: 'floor-test', connectTimeoutMs: 5000 };
+  const good = buildBatch(4, 100, Compression.None);
+  const bad = Buffer.from(good);
+  bad[bad.length - 1]! ^= 0xff; // a record byte: the CRC no longer matches
+  const c = new KafkaConnection(target, new ErrorCounts());
+  await c.connect();
+  try {
+    const codes = async (batch: Buffer): Promise<number[]> => {
+      const out: number[] = [];
+      const body = new KafkaWriter()
+        .string(null)
+        .int16(1)
+        .int32(5000)
+        .array(['t'], (w, topic) => w.string(topic).array([1], (pw, p) => pw.int32(p).bytes(batch)))
+        .done();
+      const r = await c.request(ApiKey.Produce, body);
+      decodeProduceResponse(r, (code) => out.push(code));
+      return out;
+    };
+    assert.deepEqual(await codes(good), []);
+    assert.deepEqual(await codes(good), []);
+    assert.deepEqual(await codes(bad), [2], 'CORRUPT_MESSAGE');
+  } finally {
+    await c.close();
+  }
+  assert.deepEqual(readFileSync(join(floor.dir, 't-1')), Buffer.concat([good, good]), 'both good batches, the bad one not');
 });
