@@ -128,7 +128,17 @@ function produce(req: Buffer, pos: number, version: number, correlationId: numbe
   return out; // throttle time 0 is already there
 }
 
+/** A request too short for what it says it holds closes its connection only (a RangeError on read). */
 function onFrame(this: UvSocket, req: Buffer): void {
+  try {
+    serve(this, req);
+  } catch (err) {
+    process.stderr.write(`kafka-floor-server: malformed request, closing the connection: ${(err as Error).message}\n`);
+    this.destroy();
+  }
+}
+
+function serve(sock: UvSocket, req: Buffer): void {
   const apiKey = req.readInt16BE(0);
   const version = req.readInt16BE(2);
   const correlationId = req.readInt32BE(4);
@@ -136,13 +146,13 @@ function onFrame(this: UvSocket, req: Buffer): void {
   const body = 10 + Math.max(clientId, 0);
   if (apiKey === 0 && version >= 3 && version <= 8) {
     const out = produce(req, body, version, correlationId);
-    if (out !== undefined) this.write(out);
+    if (out !== undefined) sock.write(out);
     return;
   }
   const out = Buffer.alloc(16); // size, correlation id, throttle time, 0 topics
   out.writeInt32BE(12, 0);
   out.writeInt32BE(correlationId, 4);
-  this.write(out);
+  sock.write(out);
 }
 
 const fsyncTimer =

@@ -229,7 +229,7 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
   assert.match(notes.join('\n'), /fresh child process/);
 });
 
-test("the Kafka floor server stores each partition's batches byte-exact and refuses a bad CRC with CORRUPT_MESSAGE", async (t) => {
+test("the Kafka floor server stores each partition's batches byte-exact and refuses a bad CRC with CORRUPT_MESSAGE; a truncated request closes its connection only", async (t) => {
   const floor = await startFloor();
   t.after(async () => {
     await stopProcess(floor.child);
@@ -257,8 +257,15 @@ test("the Kafka floor server stores each partition's batches byte-exact and refu
     assert.deepEqual(await codes(good), []);
     assert.deepEqual(await codes(good), []);
     assert.deepEqual(await codes(bad), [2], 'CORRUPT_MESSAGE');
+    // a request shorter than its header closes that connection only
+    const raw = net.connect(floor.port, '127.0.0.1');
+    await once(raw, 'connect');
+    raw.write(Buffer.from([0, 0, 0, 6, 0, 0, 0, 3, 0, 0]));
+    raw.resume();
+    await once(raw, 'close');
+    assert.deepEqual(await codes(good), [], 'the other connection is still served');
   } finally {
     await c.close();
   }
-  assert.deepEqual(readFileSync(join(floor.dir, 't-1')), Buffer.concat([good, good]), 'both good batches, the bad one not');
+  assert.deepEqual(readFileSync(join(floor.dir, 't-1')), Buffer.concat([good, good, good]), 'the good batches, the bad one not');
 });
