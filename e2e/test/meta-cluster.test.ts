@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +8,37 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GrpcMetaClient } from '@robustmq/meta';
 import { adminHeaders, adminTokenFile, startServer, type RunningServer, runCtl } from '../src/index.js';
 
+/** The first port of the kernel's ephemeral range (client connections and listeners on port 0 take theirs from it). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const handedOut = new Set<number>();
+/**
+ * A port that is free now and that no other test's connection will take before the node binds
+ * it: chosen at random below the ephemeral range. (A port from listen(0) is in that range, and
+ * a client connection elsewhere in the run may be given it as its local port in between.)
+ */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  const low = ephemeralLow();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (handedOut.has(port)) continue;
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
+    await new Promise((r) => s.close(r));
+    handedOut.add(port);
+    return port;
+  }
 }
 
 const ctl = runCtl;
