@@ -88,7 +88,7 @@ const options = {
   floor: {
     type: 'boolean',
     default: false,
-    help: 'also produce, each round, into the Kafka floor server (bench/src/kafka-floor-server.ts: receive, CRC check, one write per partition, answer; the least any broker on Node.js does)',
+    help: 'also produce, each round, into the Kafka floor server (bench/src/kafka-floor-server.ts: receive, CRC check, one write per partition, fdatasync every second, answer; the least any broker on Node.js does)',
   },
   'journal-only': { type: 'boolean', default: false, help: '(internal) run only the journal case and print its row as JSON' },
   json: { type: 'boolean', default: false, help: 'print the rows as JSON' },
@@ -559,22 +559,29 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       floor = await startFloor();
       startedFloor = floor;
     }
-    const floorTarget: KafkaTarget | undefined = floor && {
+    const local = (p: number, clientId: string): KafkaTarget => ({
       host: '127.0.0.1',
-      port: floor.port,
+      port: p,
       tls: null,
-      clientId: 'robust-bench-floor',
+      clientId,
       connectTimeoutMs: 10_000,
-    };
-    const target: KafkaTarget = { host: '127.0.0.1', port, tls: null, clientId: 'robust-bench-kvj', connectTimeoutMs: 10_000 };
+    });
+    const target = local(port, 'robust-bench-kvj');
     const run = Date.now().toString(36);
     for (const a of s.warmupBatches > 0 ? acks : []) {
       step(`kafka warm-up acks=${a === -1 ? 'all' : a}`);
       await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, `kvj-${run}-warmup${a === -1 ? 'all' : a}`, a, batch);
     }
-    if (floorTarget !== undefined && s.warmupBatches > 0) {
+    if (floor !== undefined && s.warmupBatches > 0) {
       step('floor warm-up acks=1');
-      await produceCase({ ...s, batches: s.warmupBatches }, floorTarget, undefined, `kvj-${run}-floor-warmup`, 1, batch);
+      await produceCase(
+        { ...s, batches: s.warmupBatches },
+        local(floor.port, 'robust-bench-floor'),
+        undefined,
+        `kvj-${run}-floor-warmup`,
+        1,
+        batch,
+      );
     }
     let fetchTopic: string | undefined;
     for (let round = 1; round <= rounds; round++) {
@@ -584,10 +591,10 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       const j = inProcess ? await journalCase(s, batch) : await journalCaseInChild(v);
       keep(j);
       const inRound: string[] = [];
-      if (floor !== undefined && floorTarget !== undefined) {
+      if (floor !== undefined) {
         step(`floor produce acks=1${of}`);
         settleDisk();
-        const r = await produceCase(s, floorTarget, floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
+        const r = await produceCase(s, local(floor.port, 'robust-bench-floor'), floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
         r.case = 'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer)';
         r.ratio = r.recordsPerS / j.recordsPerS;
         keep(r);

@@ -88,8 +88,12 @@ test(
     t.after(() => {
       for (const n of nodes.values()) n.proc.kill('SIGKILL');
     });
-    const started = await Promise.all([1, 2, 3].map((id) => startServer(args(id, ['--meta-peers', peers]))));
-    started.forEach((s, i) => nodes.set(i + 1, s));
+    // every node that came up is registered for the kill above, even when another failed to start
+    const started = await Promise.allSettled([1, 2, 3].map((id) => startServer(args(id, ['--meta-peers', peers]))));
+    started.forEach((r, i) => {
+      if (r.status === 'fulfilled') nodes.set(i + 1, r.value);
+    });
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
     const endpoints = [1, 2, 3].map((id) => `127.0.0.1:${grpcPorts.get(id)}`);
     const client = new GrpcMetaClient(endpoints, { timeoutMs: 10_000 });
     t.after(() => client.close());
