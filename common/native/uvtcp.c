@@ -17,6 +17,9 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <uv.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +84,7 @@ typedef struct {
   uint32_t sid;
   int used;
   uint32_t max_frame;  // > 0: accepted connections read frames
+  int nodelay;         // accepted sockets inherit TCP_NODELAY from the listening one (Linux)
 } server_t;
 
 static napi_env g_env;
@@ -371,7 +375,7 @@ static void on_connection(uv_stream_t* srv, int status) {
     close_conn(c, 0);
     return;
   }
-  uv_tcp_nodelay(&c->h, 1);
+  if (!s->nodelay) uv_tcp_nodelay(&c->h, 1);  // one setsockopt per connection saved where inherited
   if (s->max_frame > 0) {
     c->fr = calloc(1, sizeof *c->fr);
     if (c->fr == NULL) {
@@ -603,6 +607,10 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   s->max_frame = max_frame;
   uv_tcp_init(g_loop, &s->h);
   r = uv_tcp_bind(&s->h, (struct sockaddr*)&ss, 0);
+#ifdef __linux__
+  // Linux copies the listening socket's TCP_NODELAY to every socket it accepts.
+  if (r == 0) s->nodelay = uv_tcp_nodelay(&s->h, 1) == 0;
+#endif
   if (r == 0) r = uv_listen((uv_stream_t*)&s->h, backlog > 0 ? backlog : 511, on_connection);
   if (r != 0) {
     uv_close((uv_handle_t*)&s->h, (uv_close_cb)free);
@@ -757,6 +765,18 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Whether the connection's socket has TCP_NODELAY set: -1 when it is gone or cannot tell.
+static napi_value js_no_delay(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  conn_t* c = lookup(arg_u32(env, argv[0]));
+  uv_os_fd_t fd;
+  if (c == NULL || uv_fileno((uv_handle_t*)&c->h, &fd) != 0) return ret_num(env, -1);
+  int on = 0;
+  socklen_t len = sizeof on;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return ret_num(env, -1);
+  return ret_num(env, on != 0);
+}
+
 static napi_value js_open_count(napi_env env, napi_callback_info info) {
   (void)info;
   return ret_num(env, g_open);
@@ -781,7 +801,7 @@ NAPI_MODULE_INIT() {
       {"init", js_init},       {"listen", js_listen},   {"closeServer", js_close_server}, {"connect", js_connect},
       {"write", js_write},     {"writev", js_writev},   {"queued", js_queued},            {"pause", js_pause},
       {"resume", js_resume},   {"end", js_end},         {"destroy", js_destroy},          {"openCount", js_open_count},
-      {"errName", js_err_name},
+      {"errName", js_err_name}, {"noDelay", js_no_delay},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -69,6 +69,23 @@ test('echo round trips of many sizes between the addon server and an addon clien
   server.close();
 });
 
+test('accepted and connected sockets have TCP_NODELAY (accepted ones inherit it from the listener)', { skip }, async () => {
+  const { server, accepted } = echoServer();
+  const c = await connectUv(server.port);
+  try {
+    const back = readBytes(c, 1);
+    c.write(Buffer.from('x'));
+    await back;
+    assert.equal(c.noDelay, true);
+    assert.equal(accepted[0]?.noDelay, true);
+  } finally {
+    c.destroy();
+    server.close();
+  }
+  await once(c as never, 'close');
+  assert.equal(c.noDelay, undefined);
+});
+
 test('a Node client and a Node server interoperate with the addon (remote address, both directions)', { skip }, async () => {
   const { server, accepted } = echoServer();
   const n = netConnect(server.port, '127.0.0.1');

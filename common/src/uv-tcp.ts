@@ -32,6 +32,7 @@ interface UvTcpAddon {
   destroy(id: number): void;
   openCount(): number;
   errName(code: number): string;
+  noDelay(id: number): number;
 }
 
 const SLOT_MASK = (1 << 20) - 1;
@@ -258,6 +259,13 @@ export class UvSocket {
 
   setNoDelay(): this {
     return this; // every connection has TCP_NODELAY already
+  }
+
+  /** Whether the socket has TCP_NODELAY (read from the kernel); undefined once closed. */
+  get noDelay(): boolean | undefined {
+    if (this.destroyed) return undefined;
+    const on = need().noDelay(this.id);
+    return on < 0 ? undefined : on === 1;
   }
 
   setKeepAlive(): this {
