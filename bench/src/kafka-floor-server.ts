@@ -6,8 +6,9 @@
  * per partition with a synchronous write (as the journal's inline writes do) and answers with
  * error 0. Like the journal's default `interval` fsync policy, files written to are fdatasync'ed
  * on the thread pool every `--fsync-ms` (1000; 0 = never). No topics, offsets, index, metrics or
- * acknowledgement bookkeeping; any other request (the bench's CreateTopics) gets an empty v2
- * response.
+ * acknowledgement bookkeeping. DeleteTopics (v0–3) closes and removes a topic's files, so the bench
+ * can give each case the same free memory; any other request (the bench's CreateTopics) gets an
+ * empty v2 response.
  *
  * `node bench/dist/src/kafka-floor-server.js DATA_DIR [--port N] [--host H] [--fsync-ms N]`;
  * prints one JSON `listening` line with the port; SIGTERM/SIGINT stop it and remove DATA_DIR.
@@ -128,6 +129,43 @@ function produce(req: Buffer, pos: number, version: number, correlationId: numbe
   return out; // throttle time 0 is already there
 }
 
+/**
+ * DeleteTopics Request (v0–3) => [topic_names] timeout_ms; closes and removes the files of each
+ * named topic. Response => (v1+: throttle_time_ms) [responses]   responses => name error_code (0)
+ */
+function deleteTopics(req: Buffer, pos: number, version: number, correlationId: number): Buffer {
+  const names: string[] = [];
+  const count = req.readInt32BE(pos);
+  pos += 4;
+  for (let i = 0; i < count; i++) {
+    const length = req.readInt16BE(pos);
+    names.push(req.toString('utf8', pos + 2, pos + 2 + length));
+    pos += 2 + length;
+  }
+  for (const name of names) {
+    for (const [key, f] of files) {
+      if (key.slice(0, key.lastIndexOf('-')) !== name) continue;
+      closeSync(f.fd);
+      rmSync(join(dataDir!, key), { force: true });
+      files.delete(key);
+    }
+  }
+  const throttle = version >= 1 ? 4 : 0;
+  let size = 4 + throttle + 4;
+  for (const n of names) size += 2 + Buffer.byteLength(n) + 2;
+  const out = Buffer.alloc(4 + size);
+  let o = out.writeInt32BE(size, 0);
+  o = out.writeInt32BE(correlationId, o);
+  o += throttle;
+  o = out.writeInt32BE(names.length, o);
+  for (const n of names) {
+    o = out.writeInt16BE(Buffer.byteLength(n), o);
+    o += out.write(n, o);
+    o = out.writeInt16BE(0, o);
+  }
+  return out;
+}
+
 /** A request too short for what it says it holds closes its connection only (a RangeError on read). */
 function onFrame(this: UvSocket, req: Buffer): void {
   try {
@@ -147,6 +185,10 @@ function serve(sock: UvSocket, req: Buffer): void {
   if (apiKey === 0 && version >= 3 && version <= 8) {
     const out = produce(req, body, version, correlationId);
     if (out !== undefined) sock.write(out);
+    return;
+  }
+  if (apiKey === 20 && version <= 3) {
+    sock.write(deleteTopics(req, body, version, correlationId));
     return;
   }
   const out = Buffer.alloc(16); // size, correlation id, throttle time, 0 topics

@@ -37,8 +37,10 @@ import {
   ApiKey,
   buildBatch,
   decodeCreateTopicsResponse,
+  decodeDeleteTopicsResponse,
   decodeListOffsetsResponse,
   encodeCreateTopicsRequest,
+  encodeDeleteTopicsRequest,
   encodeFetchRequest,
   encodeListOffsetsRequest,
   encodeRequest,
@@ -227,6 +229,23 @@ async function createTopic(target: KafkaTarget, topic: string, partitions: numbe
   try {
     const r = decodeCreateTopicsResponse(await c.request(ApiKey.CreateTopics, encodeCreateTopicsRequest(topic, partitions, 1, 10_000)));
     for (const t of r) if (t.error !== 0) throw new Error(`create topic ${topic}: ${kafkaErrorName(t.error)} ${t.message ?? ''}`);
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * Deletes a topic once its case is measured. Every case then writes into the same free memory:
+ * kept, the cases' data would fill the page cache round after round (a 3-round run of 1.6 M
+ * records writes ≈ 20 GB) and the later cases would pay for reclaiming it.
+ */
+async function deleteTopic(target: KafkaTarget, topic: string): Promise<void> {
+  const errors = new ErrorCounts();
+  const c = new KafkaConnection(target, errors);
+  await c.connect();
+  try {
+    const r = decodeDeleteTopicsResponse(await c.request(ApiKey.DeleteTopics, encodeDeleteTopicsRequest([topic], 10_000)));
+    for (const t of r) if (t.error !== 0) throw new Error(`delete topic ${topic}: ${kafkaErrorName(t.error)}`);
   } finally {
     await c.close();
   }
@@ -570,18 +589,15 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
     const run = Date.now().toString(36);
     for (const a of s.warmupBatches > 0 ? acks : []) {
       step(`kafka warm-up acks=${a === -1 ? 'all' : a}`);
-      await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, `kvj-${run}-warmup${a === -1 ? 'all' : a}`, a, batch);
+      const topic = `kvj-${run}-warmup${a === -1 ? 'all' : a}`;
+      await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, topic, a, batch);
+      await deleteTopic(target, topic);
     }
     if (floor !== undefined && s.warmupBatches > 0) {
       step('floor warm-up acks=1');
-      await produceCase(
-        { ...s, batches: s.warmupBatches },
-        local(floor.port, 'robust-bench-floor'),
-        undefined,
-        `kvj-${run}-floor-warmup`,
-        1,
-        batch,
-      );
+      const floorTarget = local(floor.port, 'robust-bench-floor');
+      await produceCase({ ...s, batches: s.warmupBatches }, floorTarget, undefined, `kvj-${run}-floor-warmup`, 1, batch);
+      await deleteTopic(floorTarget, `kvj-${run}-floor-warmup`);
     }
     let fetchTopic: string | undefined;
     for (let round = 1; round <= rounds; round++) {
@@ -594,7 +610,9 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       if (floor !== undefined) {
         step(`floor produce acks=1${of}`);
         settleDisk();
-        const r = await produceCase(s, local(floor.port, 'robust-bench-floor'), floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
+        const floorTarget = local(floor.port, 'robust-bench-floor');
+        const r = await produceCase(s, floorTarget, floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
+        await deleteTopic(floorTarget, `kvj-${run}-r${round}-floor`);
         r.case = 'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer)';
         r.ratio = r.recordsPerS / j.recordsPerS;
         keep(r);
@@ -608,7 +626,11 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
         r.ratio = r.recordsPerS / j.recordsPerS;
         keep(r);
         inRound.push(`${r.case.replace('kafka produce ', '')} ${r.ratio.toFixed(2)}`);
-        if (round === 1 && (a === 1 || fetchTopic === undefined)) fetchTopic = topic;
+        // the first acks=1 topic (else the first one) is kept for the fetch passes
+        if (round === 1 && (a === 1 || fetchTopic === undefined)) {
+          if (fetchTopic !== undefined) await deleteTopic(target, fetchTopic);
+          fetchTopic = topic;
+        } else await deleteTopic(target, topic);
       }
       ratios.push(`round ${round}: journal ${Math.round(j.recordsPerS).toLocaleString('en-US')} records/s, ${inRound.join(', ')}`);
     }
@@ -626,7 +648,10 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       rows.push(rowOut);
     }
     if (fetchTopic !== undefined) step('kafka fetch');
-    if (fetchTopic !== undefined) rows.push(...(await fetchCase(s, target, serverPid, fetchTopic)));
+    if (fetchTopic !== undefined) {
+      rows.push(...(await fetchCase(s, target, serverPid, fetchTopic)));
+      await deleteTopic(target, fetchTopic);
+    }
   } finally {
     if (floor !== undefined) {
       await stopProcess(floor.child);
@@ -645,7 +670,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       `(${s.inflight * s.partitionsPerRequest} journal appends), ` +
       `after ${s.warmupBatches} warm-up batches (journal; server: per acks case); ` +
       `fetch max_bytes ${s.fetchMaxBytes}, partition_max_bytes ${s.partitionMaxBytes}. MB = 10^6 bytes of record batches.`,
-    `× journal = Kafka produce records/s ÷ journal append records/s; every timed case starts after sync(1). The journal case runs ${inProcess ? 'in this process' : 'in a fresh child process each round'}. CPU: the journal case's own process; Kafka cases: the server process` +
+    `× journal = Kafka produce records/s ÷ journal append records/s; every timed case starts after sync(1), and each case's data is deleted once it is measured (the topic read by fetch after the fetch). The journal case runs ${inProcess ? 'in this process' : 'in a fresh child process each round'}. CPU: the journal case's own process; Kafka cases: the server process` +
       `${v.port !== undefined && v['server-pid'] === undefined ? ' (not measured: --port without --server-pid)' : ''}.`,
     ...(rounds > 1 ? [`× journal per round (each against the journal case of its own round): ${ratios.join('; ')}.`] : []),
     `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, 1-min load average ${load0.toFixed(2)} before, ${load1.toFixed(2)} after.`,

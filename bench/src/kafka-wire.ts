@@ -11,11 +11,11 @@
 import { crc32c } from '@robustmq/common';
 import { BatchField, Compression, encodeRecordBatch, type Compression as CompressionId } from '@robustmq/journal';
 
-export const ApiKey = { Produce: 0, Fetch: 1, ListOffsets: 2, Metadata: 3, ApiVersions: 18, CreateTopics: 19 } as const;
+export const ApiKey = { Produce: 0, Fetch: 1, ListOffsets: 2, Metadata: 3, ApiVersions: 18, CreateTopics: 19, DeleteTopics: 20 } as const;
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey];
 
 /** Versions robust-bench uses; a broker must support them (checked against ApiVersions). */
-export const UsedVersion: Record<ApiKey, number> = { 0: 3, 1: 4, 2: 1, 3: 1, 18: 0, 19: 2 };
+export const UsedVersion: Record<ApiKey, number> = { 0: 3, 1: 4, 2: 1, 3: 1, 18: 0, 19: 2, 20: 1 };
 
 /** Kafka error codes robust-bench names in its error counts. */
 export const KafkaErrorName: Record<number, string> = {
@@ -235,6 +235,19 @@ export const encodeCreateTopicsRequest = (name: string, partitions: number, repl
 export function decodeCreateTopicsResponse(r: KafkaReader): { name: string; error: number; message: string | null }[] {
   r.int32();
   return r.array((r) => ({ name: r.string() ?? '', error: r.int16(), message: r.string() }));
+}
+
+/** DeleteTopics Request (Version: 1) => [topic_names] timeout_ms */
+export const encodeDeleteTopicsRequest = (names: string[], timeoutMs: number): Buffer =>
+  new KafkaWriter()
+    .array(names, (w, n) => w.string(n))
+    .int32(timeoutMs)
+    .done();
+
+/** DeleteTopics Response (Version: 1) => throttle_time_ms [responses]   responses => name error_code */
+export function decodeDeleteTopicsResponse(r: KafkaReader): { name: string; error: number }[] {
+  r.int32();
+  return r.array((r) => ({ name: r.string() ?? '', error: r.int16() }));
 }
 
 /** ListOffsets Request (Version: 1) => replica_id [topics]   topics => name [partitions]   partitions => partition_index timestamp */

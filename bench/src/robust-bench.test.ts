@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { once } from 'node:events';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Compression } from '@robustmq/journal';
 import { startBroker, stopProcess } from './compare.js';
@@ -18,7 +18,7 @@ import { optionsFrom, runMqttBench, type MqttMode } from './mqtt-bench.js';
 import { startSink } from './sink.js';
 import { KafkaConnection } from './kafka-client.js';
 import { startFloor } from './kafka-vs-journal.js';
-import { ApiKey, buildBatch, decodeProduceResponse, KafkaWriter } from './kafka-wire.js';
+import { ApiKey, buildBatch, decodeMetadataResponse, decodeProduceResponse, encodeDeleteTopicsRequest, KafkaWriter } from './kafka-wire.js';
 import { ErrorCounts } from './stats.js';
 import type { Summary } from './stats.js';
 
@@ -227,6 +227,21 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
   assert.ok(rows.every((r) => r.errors === 0));
   assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, floor [\d.]+, acks=1 [\d.]+; round 2:/);
   assert.match(notes.join('\n'), /fresh child process/);
+  // each case's topic was deleted once measured (the fetched one after the fetch)
+  const c = new KafkaConnection(
+    { host: '127.0.0.1', port: broker.kafkaPort!, tls: null, clientId: 'kvj-test', connectTimeoutMs: 5000 },
+    new ErrorCounts(),
+  );
+  await c.connect();
+  try {
+    const md = decodeMetadataResponse(await c.request(ApiKey.Metadata, new KafkaWriter().int32(-1).done())); // all topics
+    assert.deepEqual(
+      md.topics.map((t) => t.name).filter((n) => n.startsWith('kvj-')),
+      [],
+    );
+  } finally {
+    await c.close();
+  }
 });
 
 test("the Kafka floor server stores each partition's batches byte-exact and refuses a bad CRC with CORRUPT_MESSAGE; a truncated request closes its connection only", async (t) => {
@@ -264,8 +279,18 @@ test("the Kafka floor server stores each partition's batches byte-exact and refu
     raw.resume();
     await once(raw, 'close');
     assert.deepEqual(await codes(good), [], 'the other connection is still served');
+    assert.deepEqual(readFileSync(join(floor.dir, 't-1')), Buffer.concat([good, good, good]), 'the good batches, the bad one not');
+    // DeleteTopics v1 answers each name with error 0 and removes the topic's files
+    const r = await c.request(ApiKey.DeleteTopics, encodeDeleteTopicsRequest(['t'], 5000));
+    assert.equal(r.int32(), 0, 'throttle time');
+    assert.deepEqual(
+      r.array((r) => [r.string(), r.int16()]),
+      [['t', 0]],
+    );
+    assert.equal(existsSync(join(floor.dir, 't-1')), false, 'the partition file is gone');
+    assert.deepEqual(await codes(good), [], 'a deleted topic is written anew');
+    assert.deepEqual(readFileSync(join(floor.dir, 't-1')), good);
   } finally {
     await c.close();
   }
-  assert.deepEqual(readFileSync(join(floor.dir, 't-1')), Buffer.concat([good, good, good]), 'the good batches, the bad one not');
 });
