@@ -55,12 +55,17 @@ interface PartitionFile {
   pos: number;
   /** Written since its last fdatasync. */
   dirty: boolean;
+  /** An fdatasync of it is on the thread pool: a delete closes the fd when it ends. */
+  syncing: boolean;
+  /** Deleted while syncing: close the fd when the sync ends. */
+  closeAfterSync: boolean;
 }
 const files = new Map<string, PartitionFile>();
 function fileOf(topic: string, partition: number): PartitionFile {
   const key = `${topic}-${partition}`;
   let f = files.get(key);
-  if (f === undefined) files.set(key, (f = { fd: openSync(join(dataDir!, key), 'w'), pos: 0, dirty: false }));
+  if (f === undefined)
+    files.set(key, (f = { fd: openSync(join(dataDir!, key), 'w'), pos: 0, dirty: false, syncing: false, closeAfterSync: false }));
   return f;
 }
 
@@ -145,7 +150,9 @@ function deleteTopics(req: Buffer, pos: number, version: number, correlationId: 
   for (const name of names) {
     for (const [key, f] of files) {
       if (key.slice(0, key.lastIndexOf('-')) !== name) continue;
-      closeSync(f.fd);
+      // an fd closed under a queued fdatasync could be reused by the next open before it runs
+      if (f.syncing) f.closeAfterSync = true;
+      else closeSync(f.fd);
       rmSync(join(dataDir!, key), { force: true });
       files.delete(key);
     }
@@ -201,9 +208,13 @@ const fsyncTimer =
   fsyncMs > 0
     ? setInterval(() => {
         for (const f of files.values()) {
-          if (!f.dirty) continue;
+          if (!f.dirty || f.syncing) continue;
           f.dirty = false;
-          fdatasync(f.fd, () => undefined);
+          f.syncing = true;
+          fdatasync(f.fd, () => {
+            f.syncing = false;
+            if (f.closeAfterSync) closeSync(f.fd);
+          });
         }
       }, fsyncMs)
     : undefined;

@@ -197,7 +197,7 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
         '--rounds',
         '2',
         '--acks',
-        '1',
+        '0,1',
         '--fetch-passes',
         '1',
         '--floor',
@@ -216,18 +216,21 @@ test('kafka-vs-journal against RobustMQ: 2 interleaved rounds, median rows, ever
     [
       'journal append, 64 in flight, median of 2',
       'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer), median of 2',
+      'kafka produce acks=0, median of 2',
       'kafka produce acks=1, median of 2',
       'kafka fetch pass 1 (n fetches)',
     ],
   );
   assert.equal(rows[1]!.records, 4096, 'the floor server acknowledged every record');
-  assert.equal(rows[2]!.records, 4096, 'every record acknowledged');
-  assert.ok(rows[2]!.ratio !== null && rows[2]!.ratio > 0);
-  assert.equal(rows[3]!.records, 4096, 'every record fetched back');
+  assert.equal(rows[2]!.records, 4096, 'every record sent with acks=0');
+  assert.equal(rows[3]!.records, 4096, 'every record acknowledged');
+  assert.ok(rows[3]!.ratio !== null && rows[3]!.ratio > 0);
+  assert.equal(rows[4]!.records, 4096, 'every record fetched back');
   assert.ok(rows.every((r) => r.errors === 0));
-  assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, floor [\d.]+, acks=1 [\d.]+; round 2:/);
+  assert.match(notes.join('\n'), /round 1: journal [\d,]+ records\/s, floor [\d.]+, acks=0 [\d.]+, acks=1 [\d.]+; round 2:/);
   assert.match(notes.join('\n'), /fresh child process/);
-  // each case's topic was deleted once measured (the fetched one after the fetch)
+  assert.doesNotMatch(notes.join('\n'), /Not deleted/);
+  // each case's topic (acks=0 too: deleted only once the broker stored all it was sent) was deleted once measured (the fetched one after the fetch)
   const c = new KafkaConnection(
     { host: '127.0.0.1', port: broker.kafkaPort!, tls: null, clientId: 'kvj-test', connectTimeoutMs: 5000 },
     new ErrorCounts(),
