@@ -550,9 +550,14 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
   const recordBytes = v['record-bytes'] as number;
   const perBatch = Math.max(1, Math.floor((v['batch-bytes'] as number) / recordBytes));
   const records = v.records as number;
-  const acks = String(v.acks)
-    .split(',')
-    .map((a) => (a.trim() === 'all' ? -1 : Number(a)));
+  const acks = [
+    ...new Set(
+      // a case given twice would reuse its topic name
+      String(v.acks)
+        .split(',')
+        .map((a) => (a.trim() === 'all' || a.trim() === '-1' ? -1 : Number(a))),
+    ),
+  ];
   if (acks.some((a) => a !== 0 && a !== 1 && a !== -1)) throw new Error(`--acks: 0, 1 or all, got ${String(v.acks)}`);
   const s: Settings = {
     records,
