@@ -55,17 +55,14 @@ interface PartitionFile {
   pos: number;
   /** Written since its last fdatasync. */
   dirty: boolean;
-  /** An fdatasync of it is on the thread pool: a delete closes the fd when it ends. */
+  /** An fdatasync of it is on the thread pool: a delete leaves closing the fd to its callback. */
   syncing: boolean;
-  /** Deleted while syncing: close the fd when the sync ends. */
-  closeAfterSync: boolean;
 }
 const files = new Map<string, PartitionFile>();
 function fileOf(topic: string, partition: number): PartitionFile {
   const key = `${topic}-${partition}`;
   let f = files.get(key);
-  if (f === undefined)
-    files.set(key, (f = { fd: openSync(join(dataDir!, key), 'w'), pos: 0, dirty: false, syncing: false, closeAfterSync: false }));
+  if (f === undefined) files.set(key, (f = { fd: openSync(join(dataDir!, key), 'w'), pos: 0, dirty: false, syncing: false }));
   return f;
 }
 
@@ -151,8 +148,7 @@ function deleteTopics(req: Buffer, pos: number, version: number, correlationId: 
     for (const [key, f] of files) {
       if (key.slice(0, key.lastIndexOf('-')) !== name) continue;
       // an fd closed under a queued fdatasync could be reused by the next open before it runs
-      if (f.syncing) f.closeAfterSync = true;
-      else closeSync(f.fd);
+      if (!f.syncing) closeSync(f.fd);
       rmSync(join(dataDir!, key), { force: true });
       files.delete(key);
     }
@@ -207,13 +203,13 @@ function serve(sock: UvSocket, req: Buffer): void {
 const fsyncTimer =
   fsyncMs > 0
     ? setInterval(() => {
-        for (const f of files.values()) {
+        for (const [key, f] of files) {
           if (!f.dirty || f.syncing) continue;
           f.dirty = false;
           f.syncing = true;
           fdatasync(f.fd, () => {
             f.syncing = false;
-            if (f.closeAfterSync) closeSync(f.fd);
+            if (files.get(key) !== f) closeSync(f.fd); // deleted meanwhile
           });
         }
       }, fsyncMs)

@@ -222,16 +222,22 @@ function journalCaseInChild(v: OptionValues): Promise<Row> {
   });
 }
 
-async function createTopic(target: KafkaTarget, topic: string, partitions: number): Promise<void> {
-  const errors = new ErrorCounts();
-  const c = new KafkaConnection(target, errors);
-  await c.connect();
+/** Runs `fn` on a fresh connection to `target`, closed afterwards. */
+async function withConnection<T>(target: KafkaTarget, fn: (c: KafkaConnection) => Promise<T>): Promise<T> {
+  const c = new KafkaConnection(target, new ErrorCounts());
   try {
-    const r = decodeCreateTopicsResponse(await c.request(ApiKey.CreateTopics, encodeCreateTopicsRequest(topic, partitions, 1, 10_000)));
-    for (const t of r) if (t.error !== 0) throw new Error(`create topic ${topic}: ${kafkaErrorName(t.error)} ${t.message ?? ''}`);
+    await c.connect();
+    return await fn(c);
   } finally {
     await c.close();
   }
+}
+
+async function createTopic(target: KafkaTarget, topic: string, partitions: number): Promise<void> {
+  await withConnection(target, async (c) => {
+    const r = decodeCreateTopicsResponse(await c.request(ApiKey.CreateTopics, encodeCreateTopicsRequest(topic, partitions, 1, 10_000)));
+    for (const t of r) if (t.error !== 0) throw new Error(`create topic ${topic}: ${kafkaErrorName(t.error)} ${t.message ?? ''}`);
+  });
 }
 
 /**
@@ -247,30 +253,27 @@ async function deleteTopic(
   topic: string,
   stored?: { partitions: number; records: number },
 ): Promise<string | undefined> {
-  const errors = new ErrorCounts();
-  const c = new KafkaConnection(target, errors);
   try {
-    await c.connect();
-    if (stored !== undefined) {
-      const parts = Array.from({ length: stored.partitions }, (_, p) => p);
-      let last = -1n;
-      let same = Date.now();
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-        const ends = decodeListOffsetsResponse(await c.request(ApiKey.ListOffsets, encodeListOffsetsRequest(topic, parts, -1n)));
-        const total = ends.reduce((n, e) => n + (e.error === 0 ? e.offset : 0n), 0n);
-        if (total >= BigInt(stored.records)) break;
-        if (total !== last) [last, same] = [total, Date.now()];
-        else if (Date.now() - same > 2000) break; // nothing more is coming
-        await new Promise((r) => setTimeout(r, 50));
+    return await withConnection(target, async (c) => {
+      if (stored !== undefined) {
+        const parts = Array.from({ length: stored.partitions }, (_, p) => p);
+        let last = -1n;
+        let same = Date.now();
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+          const ends = decodeListOffsetsResponse(await c.request(ApiKey.ListOffsets, encodeListOffsetsRequest(topic, parts, -1n)));
+          const total = ends.reduce((n, e) => n + (e.error === 0 ? e.offset : 0n), 0n);
+          if (total >= BigInt(stored.records)) break;
+          if (total !== last) [last, same] = [total, Date.now()];
+          else if (Date.now() - same > 2000) break; // nothing more is coming
+          await sleep(50);
+        }
       }
-    }
-    const r = decodeDeleteTopicsResponse(await c.request(ApiKey.DeleteTopics, encodeDeleteTopicsRequest([topic], 10_000)));
-    for (const t of r) if (t.error !== 0) return `${topic}: ${kafkaErrorName(t.error)}`;
-    return undefined;
+      const r = decodeDeleteTopicsResponse(await c.request(ApiKey.DeleteTopics, encodeDeleteTopicsRequest([topic], 10_000)));
+      const failed = r.find((t) => t.error !== 0);
+      return failed === undefined ? undefined : `${topic}: ${kafkaErrorName(failed.error)}`;
+    });
   } catch (err) {
     return `${topic}: ${(err as Error).message}`;
-  } finally {
-    await c.close();
   }
 }
 
@@ -622,6 +625,7 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       connectTimeoutMs: 10_000,
     });
     const target = local(port, 'robust-bench-kvj');
+    const floorTarget = floor === undefined ? undefined : local(floor.port, 'robust-bench-floor');
     const run = Date.now().toString(36);
     for (const a of s.warmupBatches > 0 ? acks : []) {
       step(`kafka warm-up acks=${a === -1 ? 'all' : a}`);
@@ -629,9 +633,8 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       await produceCase({ ...s, batches: s.warmupBatches }, target, undefined, topic, a, batch);
       await drop(target, topic, a, s.warmupBatches);
     }
-    if (floor !== undefined && s.warmupBatches > 0) {
+    if (floorTarget !== undefined && s.warmupBatches > 0) {
       step('floor warm-up acks=1');
-      const floorTarget = local(floor.port, 'robust-bench-floor');
       await produceCase({ ...s, batches: s.warmupBatches }, floorTarget, undefined, `kvj-${run}-floor-warmup`, 1, batch);
       await drop(floorTarget, `kvj-${run}-floor-warmup`, 1, s.warmupBatches);
     }
@@ -643,10 +646,9 @@ export async function runKafkaVsJournal(v: OptionValues): Promise<{ rows: Row[];
       const j = inProcess ? await journalCase(s, batch) : await journalCaseInChild(v);
       keep(j);
       const inRound: string[] = [];
-      if (floor !== undefined) {
+      if (floor !== undefined && floorTarget !== undefined) {
         step(`floor produce acks=1${of}`);
         settleDisk();
-        const floorTarget = local(floor.port, 'robust-bench-floor');
         const r = await produceCase(s, floorTarget, floor.pid, `kvj-${run}-r${round}-floor`, 1, batch);
         await drop(floorTarget, `kvj-${run}-r${round}-floor`, 1, s.batches);
         r.case = 'floor produce acks=1 (receive, CRC, write, fsync 1 s, answer)';
